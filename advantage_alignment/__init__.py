@@ -1,0 +1,1 @@
+"""advantage_alignment: not yet implemented (its issue has not landed)."""

@@ -1,0 +1,1 @@
+"""brs: not yet implemented (its issue has not landed)."""

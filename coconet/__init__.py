@@ -1,0 +1,1 @@
+"""coconet: not yet implemented (its issue has not landed)."""

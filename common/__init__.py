@@ -1,0 +1,1 @@
+"""Code that two or more papers share: configs, the runner, environments, music data, plots."""

@@ -1,0 +1,1 @@
+"""loqa: not yet implemented (its issue has not landed)."""

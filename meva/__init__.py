@@ -1,0 +1,1 @@
+"""meva: not yet implemented (its issue has not landed)."""

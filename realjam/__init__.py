@@ -1,0 +1,1 @@
+"""realjam: not yet implemented (its issue has not landed)."""

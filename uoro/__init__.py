@@ -1,0 +1,1 @@
+"""uoro: not yet implemented (its issue has not landed)."""

@@ -1,0 +1,1 @@
+"""vqvae_recompose: not yet implemented (its issue has not landed)."""
