@@ -1,0 +1,259 @@
+"""The Coin Game as LOLA, POLA, LOQA, BRS and Advantage Alignment ran it, batched in torch.
+
+Rules (environments.md section 3; the LOQA authors' `coin_game.py`):
+- an H x W torus (grid_size x grid_size, 3x3 in every headline result, 3..7 in LOQA's scalability study);
+- two players (seat 0 = red, seat 1 = blue) move simultaneously; 4 actions, no stay:
+  0 = left (col - 1), 1 = right (col + 1), 2 = up (row - 1), 3 = down (row + 1), all wrapping around;
+- exactly one coin, with an owner in {0, 1}; at reset the players sit on uniform random cells (they may
+  overlap), the coin on a uniform cell occupied by neither, and the owner is uniform;
+- a player takes the coin when its new cell is the coin's cell; both may take it in the same step;
+- every taker gets +1; if the non-owner is among the takers the owner gets -2 (so when both take it at
+  once the owner nets -1: the authors' code, not the "owner not among the takers" reading of AA's text);
+- only after a pickup the coin respawns on a uniform cell occupied by neither player (their new cells)
+  and its owner alternates; otherwise it stays put;
+- fixed episode length (50 in the papers); `done` is True on the step that reaches it.
+
+Observation of seat i: 4 binary planes [my position, other's position, my coin, other's coin] of shape
+H x W (the coin appears in exactly one of the two coin planes). Seat 1 sees seat 0's tensor with channels
+swapped 0<->1 and 2<->3: egocentric in colour, absolute in space, so one network can play either seat.
+
+How this differs from the pax / JaxMARL Coin Game (M-FOS lineage): those have TWO coins on the board at
+once (one per colour), 5 actions including "stay", coins that respawn every pickup uniformly (possibly on a
+player), payoffs set by a matrix parameter and inner/outer episode bookkeeping. Their numbers are not
+comparable with the ones of this variant (environments.md 3.4).
+
+Implementation: cells are flat indices row * W + col; one move is a gather from a precomputed
+[cells x actions] table, rewards are arithmetic on boolean masks, and the respawn cell is the k-th free
+cell computed arithmetically from one integer draw per env, so a step is ~25 tensor ops whatever the
+batch size. The step is a pure function of (state, actions, draws), which torch.compile can fuse
+(`compile=True`) and which the per-env reference in `reference.py` reproduces exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from common.envs._checks import check_discrete_actions
+
+# (drow, dcol) of actions 0..3: left, right, up, down.
+MOVES = ((0, -1), (0, 1), (-1, 0), (1, 0))
+ACTION_NAMES = ("left", "right", "up", "down")
+
+
+def next_cell_table(height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
+    """[H*W*4] flat table: entry cell*4 + action = the cell reached from `cell` by `action` (torus)."""
+    table = []
+    for cell in range(height * width):
+        row, col = divmod(cell, width)
+        for drow, dcol in MOVES:
+            table.append(((row + drow) % height) * width + (col + dcol) % width)
+    return torch.tensor(table, dtype=torch.long, device=device)
+
+
+def respawn_draw_range(num_cells: int) -> int:
+    """Draws are uniform in [0, (n-1)(n-2)): divisible by both free-cell counts, so `draw % n_free` is
+    exactly uniform whether the two players share a cell (n-1 free cells) or not (n-2)."""
+    return (num_cells - 1) * (num_cells - 2)
+
+
+def free_cell_from_draw(cell_a: Tensor, cell_b: Tensor, draws: Tensor, num_cells: int) -> Tensor:
+    """The (draw % n_free)-th cell, in increasing order, among those occupied by neither player. [B]"""
+    low = torch.minimum(cell_a, cell_b)
+    high = torch.maximum(cell_a, cell_b)
+    distinct = (low != high).long()
+    k = draws % (num_cells - 1 - distinct)
+    # Skip the occupied cells in increasing order: the k-th free cell is k shifted past each of them.
+    cell = k + (k >= low).long()
+    return cell + ((cell >= high) & (distinct == 1)).long()
+
+
+def observation_from_cells(
+    player_cells: Tensor, coin_cell: Tensor, coin_owner: Tensor, height: int, width: int, dtype
+) -> Tensor:
+    """Egocentric planes [B, 2, 4, H, W] of both seats from the flat state."""
+    batch = player_cells.shape[0]
+    absent = torch.full_like(coin_cell, -1)  # matches no cell: an empty plane
+    red_coin = torch.where(coin_owner == 0, coin_cell, absent)
+    blue_coin = torch.where(coin_owner == 1, coin_cell, absent)
+    # Seat 0: [red pos, blue pos, red coin, blue coin]; seat 1 swaps 0<->1 and 2<->3.
+    seat0 = torch.stack([player_cells[:, 0], player_cells[:, 1], red_coin, blue_coin], dim=1)
+    seat1 = torch.stack([player_cells[:, 1], player_cells[:, 0], blue_coin, red_coin], dim=1)
+    cell_of_plane = torch.stack([seat0, seat1], dim=1)  # [B, 2, 4]
+    cells = torch.arange(height * width, device=player_cells.device)
+    planes = cell_of_plane.unsqueeze(-1) == cells  # [B, 2, 4, H*W]
+    return planes.to(dtype).view(batch, 2, 4, height, width)
+
+
+def make_step_function(height: int, width: int, observations: bool, obs_dtype) -> Callable:
+    """The pure step (state, actions, draws) -> (new state, rewards, pickups, obs); see module doc."""
+    num_cells = height * width
+
+    def coin_step(player_cells, coin_cell, coin_owner, actions, respawn_draws, move_table):
+        new_cells = move_table[player_cells * 4 + actions]  # [B, 2]
+        takers = new_cells == coin_cell.unsqueeze(1)  # [B, 2]
+        seats = torch.arange(2, device=coin_owner.device)
+        is_owner = coin_owner.unsqueeze(1) == seats  # [B, 2]
+        own_pickups = takers & is_owner
+        other_pickups = takers & ~is_owner
+        # +1 to every taker; -2 to the owner whenever the other player took its coin.
+        owner_robbed = other_pickups.any(dim=1, keepdim=True)
+        rewards = takers.float() - 2.0 * (is_owner & owner_robbed).float()
+        taken = takers.any(dim=1)
+        respawn = free_cell_from_draw(new_cells[:, 0], new_cells[:, 1], respawn_draws, num_cells)
+        new_coin = torch.where(taken, respawn, coin_cell)
+        new_owner = torch.where(taken, 1 - coin_owner, coin_owner)
+        obs = None
+        if observations:
+            obs = observation_from_cells(new_cells, new_coin, new_owner, height, width, obs_dtype)
+        return new_cells, new_coin, new_owner, rewards, own_pickups, other_pickups, obs
+
+    return coin_step
+
+
+class CoinGame:
+    """Batched Coin Game (LOLA/POLA/LOQA variant; module docstring has the rules).
+
+    reset(B) -> obs [B, 2, 4, H, W]; step(actions [B, 2] long in 0..3) -> obs, rewards [B, 2],
+    done [B] bool, info {"t", "own_coin_pickups" [B, 2], "other_coin_pickups" [B, 2]}.
+    State: player_pos [B, 2, 2] (row, col), coin_pos [B, 2], coin_owner [B], t.
+    observations=False skips building the planes (step returns obs=None), for benchmarks.
+    """
+
+    num_actions = 4
+
+    def __init__(
+        self,
+        *,
+        grid_size: int = 3,
+        episode_length: int = 50,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        compile: bool = False,
+        observations: bool = True,
+        obs_dtype: torch.dtype = torch.float32,
+        check_actions: bool = True,
+    ) -> None:
+        if grid_size < 2:
+            raise ValueError(
+                f"grid_size must be >= 2 (the coin needs a free cell), got {grid_size}"
+            )
+        if episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        self.height = self.width = grid_size
+        self.num_cells = grid_size * grid_size
+        self.episode_length = episode_length
+        self.device = torch.device(device)
+        self.obs_shape = (4, grid_size, grid_size)
+        self.observations = observations
+        self.obs_dtype = obs_dtype
+        self.check_actions = check_actions
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.move_table = next_cell_table(self.height, self.width, self.device)
+        self._step_fn = make_step_function(self.height, self.width, observations, obs_dtype)
+        if compile:
+            self._step_fn = torch.compile(self._step_fn, dynamic=False, fullgraph=True)
+        self.batch_size = 0
+        self.t = 0
+        self.player_cells = self.coin_cell = self.coin_owner = torch.empty(0, device=self.device)
+
+    # ------------------------------------------------------------------ state in (row, col) form
+    @property
+    def player_pos(self) -> Tensor:
+        """[B, 2, 2] (row, col) of both players."""
+        return torch.stack([self.player_cells // self.width, self.player_cells % self.width], -1)
+
+    @property
+    def coin_pos(self) -> Tensor:
+        """[B, 2] (row, col) of the coin."""
+        return torch.stack([self.coin_cell // self.width, self.coin_cell % self.width], -1)
+
+    def observation(self) -> Tensor:
+        return observation_from_cells(
+            self.player_cells,
+            self.coin_cell,
+            self.coin_owner,
+            self.height,
+            self.width,
+            self.obs_dtype,
+        )
+
+    # ------------------------------------------------------------------ reset / step
+    def reset(self, batch_size: int) -> Tensor:
+        """Players on uniform cells (may overlap), coin on a uniform free cell, uniform owner."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        gen, dev = self.generator, self.device
+        player_cells = torch.randint(0, self.num_cells, (batch_size, 2), generator=gen, device=dev)
+        draws = self.sample_respawn_draws(batch_size)
+        coin_cell = free_cell_from_draw(
+            player_cells[:, 0], player_cells[:, 1], draws, self.num_cells
+        )
+        coin_owner = torch.randint(0, 2, (batch_size,), generator=gen, device=dev)
+        return self._set(player_cells, coin_cell, coin_owner, t=0)
+
+    def set_state(
+        self, *, player_pos: Tensor, coin_pos: Tensor, coin_owner: Tensor, t: int = 0
+    ) -> Tensor:
+        """Start from a hand-built state: player_pos [B, 2, 2], coin_pos [B, 2] (row, col), owner [B]."""
+        player_pos = torch.as_tensor(player_pos, device=self.device).long()
+        coin_pos = torch.as_tensor(coin_pos, device=self.device).long()
+        coin_owner = torch.as_tensor(coin_owner, device=self.device).long()
+        batch = player_pos.shape[0] if player_pos.ndim == 3 else -1
+        if player_pos.shape != (batch, 2, 2) or coin_pos.shape != (batch, 2):
+            raise ValueError(
+                f"player_pos must be [B, 2, 2] and coin_pos [B, 2], got {tuple(player_pos.shape)} "
+                f"and {tuple(coin_pos.shape)}"
+            )
+        if coin_owner.shape != (batch,) or not bool(((coin_owner == 0) | (coin_owner == 1)).all()):
+            raise ValueError(f"coin_owner must be [{batch}] with values in {{0, 1}}")
+        rows = torch.cat([player_pos[..., 0].flatten(), coin_pos[:, 0]])
+        cols = torch.cat([player_pos[..., 1].flatten(), coin_pos[:, 1]])
+        if bool(((rows < 0) | (rows >= self.height) | (cols < 0) | (cols >= self.width)).any()):
+            raise ValueError(f"positions must be (row, col) in [0, {self.height - 1}]")
+        player_cells = player_pos[..., 0] * self.width + player_pos[..., 1]
+        coin_cell = coin_pos[:, 0] * self.width + coin_pos[:, 1]
+        if bool((player_cells == coin_cell.unsqueeze(1)).any()):
+            raise ValueError("the coin must not lie on a player's cell")
+        return self._set(player_cells, coin_cell, coin_owner, t=t)
+
+    def _set(self, player_cells: Tensor, coin_cell: Tensor, coin_owner: Tensor, t: int) -> Tensor:
+        self.player_cells, self.coin_cell, self.coin_owner = player_cells, coin_cell, coin_owner
+        self.batch_size = player_cells.shape[0]
+        self.t = t
+        return self.observation()
+
+    def sample_respawn_draws(self, batch_size: int) -> Tensor:
+        """One integer per env from the env's own generator; see respawn_draw_range."""
+        high = respawn_draw_range(self.num_cells)
+        return torch.randint(0, high, (batch_size,), generator=self.generator, device=self.device)
+
+    def step(
+        self, actions: Tensor, *, respawn_draws: Tensor | None = None
+    ) -> tuple[Tensor | None, Tensor, Tensor, dict]:
+        """Advance every env one step. respawn_draws [B] (tests only) replaces the env's own draws."""
+        if self.batch_size == 0:
+            raise RuntimeError("call reset(batch_size) before step")
+        if self.t >= self.episode_length:
+            raise RuntimeError(f"episode finished after {self.episode_length} steps; call reset")
+        if self.check_actions:
+            check_discrete_actions(
+                actions, self.batch_size, 4, "actions (0=left 1=right 2=up 3=down)"
+            )
+        if respawn_draws is None:
+            respawn_draws = self.sample_respawn_draws(self.batch_size)
+        new_cells, coin_cell, coin_owner, rewards, own, other, obs = self._step_fn(
+            self.player_cells,
+            self.coin_cell,
+            self.coin_owner,
+            actions,
+            respawn_draws,
+            self.move_table,
+        )
+        self.player_cells, self.coin_cell, self.coin_owner = new_cells, coin_cell, coin_owner
+        info = {"t": self.t, "own_coin_pickups": own.float(), "other_coin_pickups": other.float()}
+        self.t += 1
+        done = torch.full((self.batch_size,), self.t >= self.episode_length, device=self.device)
+        return obs, rewards, done, info

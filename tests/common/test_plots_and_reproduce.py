@@ -1,0 +1,47 @@
+"""Plot helpers write PNGs; the reproduce driver validates results and tabulates them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from common import plots
+from common.reproduce import PAPER_NAMES, load_paper, summary_table, write_results
+
+
+def test_plots_write_png_files(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = [
+        plots.learning_curves(
+            tmp_path / "curves.png",
+            {"a": rng.random((3, 20)), "b": rng.random(20)},
+            hline={"paper": 0.5},
+        ),
+        plots.bar_chart(tmp_path / "bars.png", ["x", "y"], [1.0, 2.0], [0.1, 0.2]),
+        plots.heatmap(tmp_path / "heat.png", np.eye(2), ["r1", "r2"], ["c1", "c2"]),
+    ]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_heatmap_refuses_a_wrong_shape(tmp_path):
+    with pytest.raises(ValueError, match=r"heatmap matrix has shape \(2, 2\), expected \(3, 2\)"):
+        plots.heatmap(tmp_path / "h.png", np.eye(2), ["a", "b", "c"], ["x", "y"])
+
+
+def test_results_must_be_numbers(tmp_path):
+    with pytest.raises(ValueError, match="not so for ipd/label"):
+        write_results("loqa", "quick", {"ipd/label": "good"}, out_dir=tmp_path)
+    path = write_results("loqa", "quick", {"ipd/reward": -1.0}, out_dir=tmp_path)
+    assert json.loads(path.read_text()) == {"ipd/reward": -1.0}
+
+
+def test_summary_lists_every_paper(tmp_path):
+    table = summary_table("quick", out_dir=tmp_path)
+    for paper in PAPER_NAMES:
+        assert f"`{paper}`" in table
+
+
+def test_unknown_paper_is_refused():
+    with pytest.raises(SystemExit, match="unknown paper 'lqoa'"):
+        load_paper("lqoa")

@@ -1,0 +1,16 @@
+"""Shared test setup: one torch thread (two threads on a busy 2-core box run 30-100x slower)."""
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def in_tmp_dir(tmp_path, monkeypatch):
+    """Run the test with the working directory in a fresh temporary folder (runs/ lands there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
