@@ -1,0 +1,53 @@
+"""Music data for the papers: Bach chorales from music21, pianorolls, chords, MIDI and audio.
+
+The API (see README.md here): ``load_chorales(split)`` -> list of int16 ``[4, T]`` voice arrays at
+sixteenth-note frames (REST = -1), ``voices_to_pianoroll`` -> ``[4, T, 46]`` over MIDI 36..81,
+``write_midi`` / ``read_midi`` / ``render_wav``, chord labels and folk melodies. music21 is imported
+only when a score has to be parsed, so loading the cached chorales is fast.
+"""
+
+from common.music.chorales import (
+    chorale_ids,
+    load_chorale,
+    load_chorale_dataset,
+    load_chorales,
+    pianoroll_to_voices,
+    random_crop,
+    random_transpose,
+    subsample,
+    transpose,
+    valid_shifts,
+    voices_to_pianoroll,
+)
+from common.music.constants import (
+    FRAMES_PER_QUARTER,
+    N_PITCHES,
+    N_VOICES,
+    PITCH_HIGH,
+    PITCH_LOW,
+    REST,
+    VOICE_NAMES,
+    MusicFileError,
+)
+
+__all__ = [
+    "FRAMES_PER_QUARTER",
+    "N_PITCHES",
+    "N_VOICES",
+    "PITCH_HIGH",
+    "PITCH_LOW",
+    "REST",
+    "VOICE_NAMES",
+    "MusicFileError",
+    "chorale_ids",
+    "load_chorale",
+    "load_chorale_dataset",
+    "load_chorales",
+    "pianoroll_to_voices",
+    "random_crop",
+    "random_transpose",
+    "subsample",
+    "transpose",
+    "valid_shifts",
+    "voices_to_pianoroll",
+]
