@@ -45,11 +45,11 @@ format: setup ## ruff format + autofix
 	$(VENV)/bin/ruff check --fix .
 
 bench: setup ## throughput benchmarks (ratios against a baseline in the same process)
-	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+	@shopt -s nullglob; for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 notebooks: setup ## execute notebooks/*.py (jupytext) to HTML under results/notebooks
 	@mkdir -p results/notebooks
-	@for f in notebooks/*.py; do echo "== $$f"; \
+	@shopt -s nullglob; for f in notebooks/*.py; do echo "== $$f"; \
 	  $(VENV)/bin/jupytext --to ipynb --output - $$f | \
 	  $(VENV)/bin/jupyter nbconvert --stdin --to html --execute --output-dir results/notebooks --output $$(basename $$f .py) || exit 1; done
 
