@@ -10,6 +10,7 @@ from common.music.chorales import (
     chorale_ids,
     load_chorale,
     load_chorale_dataset,
+    load_chorale_files,
     load_chorales,
     pianoroll_to_voices,
     random_crop,
@@ -29,6 +30,7 @@ from common.music.constants import (
     VOICE_NAMES,
     MusicFileError,
 )
+from common.music.midi import read_midi, render_wav, write_midi
 
 __all__ = [
     "FRAMES_PER_QUARTER",
@@ -41,13 +43,17 @@ __all__ = [
     "MusicFileError",
     "chorale_ids",
     "load_chorale",
+    "load_chorale_files",
     "load_chorale_dataset",
     "load_chorales",
     "pianoroll_to_voices",
+    "read_midi",
+    "render_wav",
     "random_crop",
     "random_transpose",
     "subsample",
     "transpose",
     "valid_shifts",
     "voices_to_pianoroll",
+    "write_midi",
 ]

@@ -110,7 +110,7 @@ def _check_pitch_range(voices: np.ndarray) -> None:
     if bad.any():
         raise ValueError(
             f"pitch {int(voices[bad].flat[0])} outside MIDI {PITCH_LOW}..{PITCH_HIGH} "
-            f"(or REST={REST}); {int(bad.sum())} such cells"
+            f"({int(bad.sum())} cells; rests are {REST})"
         )
 
 
@@ -324,6 +324,20 @@ def load_chorale(id_or_path: str | os.PathLike) -> np.ndarray:
             raise MusicFileError(path, str(err)) from None
         return voices
     return score_to_voices(_parse_score(id_or_path), id_or_path).voices
+
+
+def load_chorale_files(paths) -> tuple[list[np.ndarray], list[str]]:
+    """Load many chorale files (or corpus ids) with ``load_chorale``; a bad one is skipped with a
+    warning naming it and the problem. Returns (voices of the kept files, their paths/ids)."""
+    pieces, kept = [], []
+    for path in paths:
+        try:
+            pieces.append(load_chorale(path))
+        except MusicFileError as err:
+            warnings.warn(f"skipping {err}", stacklevel=2)
+            continue
+        kept.append(str(path))
+    return pieces, kept
 
 
 def _parse_score(id_or_path):
