@@ -20,6 +20,15 @@ from common.music.chorales import (
     valid_shifts,
     voices_to_pianoroll,
 )
+from common.music.chords import (
+    NO_CHORD,
+    OTHER,
+    chorale_chords,
+    chorale_measures,
+    chord_name,
+    melody_chord_pairs,
+    transpose_labels,
+)
 from common.music.constants import (
     FRAMES_PER_QUARTER,
     N_PITCHES,
@@ -30,9 +39,18 @@ from common.music.constants import (
     VOICE_NAMES,
     MusicFileError,
 )
+from common.music.folk import load_folk_melodies
 from common.music.midi import read_midi, render_wav, write_midi
 
 __all__ = [
+    "NO_CHORD",
+    "OTHER",
+    "chord_name",
+    "chorale_chords",
+    "chorale_measures",
+    "load_folk_melodies",
+    "melody_chord_pairs",
+    "transpose_labels",
     "FRAMES_PER_QUARTER",
     "N_PITCHES",
     "N_VOICES",

@@ -236,13 +236,13 @@ def score_to_voices(
     Raises MusicFileError (naming ``source``) for a wrong number of parts, an empty score or
     (``check_range``) a pitch outside MIDI 36..81.
     """
-    from music21 import bar, expressions, meter, stream
+    from music21 import bar, expressions, harmony, meter, stream
 
     parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
     if n_voices is not None and len(parts) != n_voices:
         raise MusicFileError(source, f"has {len(parts)} parts, expected {n_voices} (SATB)")
     n_frames = _frames(score.highestTime)
-    if n_frames == 0 or not any(len(p.flatten().notes) for p in parts):
+    if n_frames == 0 or not any(len(p.flatten().notesAndRests.notes) for p in parts):
         raise MusicFileError(source, "empty score: no notes")
 
     voices = np.full((len(parts), n_frames), REST, dtype=np.int16)
@@ -257,8 +257,8 @@ def score_to_voices(
             )
             if any(isinstance(e, expressions.Fermata) for e in element.expressions):
                 fermata[start:end] = True
-            if element.isRest:
-                continue
+            if element.isRest or isinstance(element, harmony.ChordSymbol):
+                continue  # chord symbols (ABC "C7" annotations) are not notes of the part
             if element.quarterLength == 0:
                 stats["grace_notes"] += 1
                 continue
@@ -576,6 +576,7 @@ def build_chorales(limit: int | None = None, directory: Path | None = None) -> C
     try:
         arrays = {name: getattr(data, name) for name in _ARRAY_FIELDS}
         np.savez_compressed(tmp, **arrays, meta=np.array(json.dumps(data.meta)))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache is shared
         os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
     finally:
         with contextlib.suppress(FileNotFoundError):
