@@ -23,9 +23,10 @@ player), payoffs set by a matrix parameter and inner/outer episode bookkeeping. 
 comparable with the ones of this variant (environments.md 3.4).
 
 Implementation: cells are flat indices row * W + col; one move is a gather from a precomputed
-[cells x actions] table, rewards are arithmetic on boolean masks, and the respawn cell is the k-th free
-cell computed arithmetically from one integer draw per env, so a step is ~25 tensor ops whatever the
-batch size. The step is a pure function of (state, actions, draws), which torch.compile can fuse
+[cells x actions] table, rewards and pickup counts are one lookup in a table of the 8 cases (who took
+the coin x its owner) built from the rules above, the respawn cell is the k-th free cell computed
+arithmetically from one integer draw per env, and the observation is one scatter of six ones per env,
+so a step is ~25 tensor ops whatever the batch size (no boolean-to-float conversions, which are slow). The step is a pure function of (state, actions, draws), which torch.compile can fuse
 (`compile=True`) and which the per-env reference in `reference.py` reproduces exactly.
 """
 
@@ -63,51 +64,75 @@ def free_cell_from_draw(cell_a: Tensor, cell_b: Tensor, draws: Tensor, num_cells
     """The (draw % n_free)-th cell, in increasing order, among those occupied by neither player. [B]"""
     low = torch.minimum(cell_a, cell_b)
     high = torch.maximum(cell_a, cell_b)
-    distinct = (low != high).long()
-    k = draws % (num_cells - 1 - distinct)
+    distinct = low != high
+    k = draws % (num_cells - 1 - distinct.long())
     # Skip the occupied cells in increasing order: the k-th free cell is k shifted past each of them.
-    cell = k + (k >= low).long()
-    return cell + ((cell >= high) & (distinct == 1)).long()
+    cell = k + (k >= low)
+    return cell + ((cell >= high) & distinct)
+
+
+def outcome_table(device: torch.device | str = "cpu") -> Tensor:
+    """The pickup rules as a table: row took_0 + 2 took_1 + 4 owner -> [rewards, own pickups,
+    other-coin pickups] x [seat 0, seat 1], shape [8, 3, 2]."""
+    rows = []
+    for code in range(8):
+        took, owner = (code & 1, (code >> 1) & 1), code >> 2
+        rewards = [float(took[0]), float(took[1])]  # +1 to every taker
+        if took[1 - owner]:
+            rewards[owner] -= 2.0  # the other player took the owner's coin
+        own = [float(took[seat] and seat == owner) for seat in (0, 1)]
+        other = [float(took[seat] and seat != owner) for seat in (0, 1)]
+        rows.append([rewards, own, other])
+    return torch.tensor(rows, device=device)
 
 
 def observation_from_cells(
     player_cells: Tensor, coin_cell: Tensor, coin_owner: Tensor, height: int, width: int, dtype
 ) -> Tensor:
-    """Egocentric planes [B, 2, 4, H, W] of both seats from the flat state."""
-    batch = player_cells.shape[0]
-    absent = torch.full_like(coin_cell, -1)  # matches no cell: an empty plane
-    red_coin = torch.where(coin_owner == 0, coin_cell, absent)
-    blue_coin = torch.where(coin_owner == 1, coin_cell, absent)
-    # Seat 0: [red pos, blue pos, red coin, blue coin]; seat 1 swaps 0<->1 and 2<->3.
-    seat0 = torch.stack([player_cells[:, 0], player_cells[:, 1], red_coin, blue_coin], dim=1)
-    seat1 = torch.stack([player_cells[:, 1], player_cells[:, 0], blue_coin, red_coin], dim=1)
-    cell_of_plane = torch.stack([seat0, seat1], dim=1)  # [B, 2, 4]
-    cells = torch.arange(height * width, device=player_cells.device)
-    planes = cell_of_plane.unsqueeze(-1) == cells  # [B, 2, 4, H*W]
-    return planes.to(dtype).view(batch, 2, 4, height, width)
+    """Egocentric planes [B, 2, 4, H, W] of both seats from the flat state.
+
+    Global plane g = 4 * seat + channel; seat 0 has [red, blue, red coin, blue coin], seat 1 the same
+    with channels 0<->1 and 2<->3 swapped. Six ones are written per env with one scatter.
+    """
+    batch, n = player_cells.shape[0], height * width
+    red, blue = player_cells[:, 0], player_cells[:, 1]
+    # The coin sits in seat 0's channel 2 + owner and in seat 1's channel 3 - owner.
+    ones_at = torch.stack(
+        [
+            red,
+            blue + n,
+            coin_cell + (2 + coin_owner) * n,
+            blue + 4 * n,
+            red + 5 * n,
+            coin_cell + (7 - coin_owner) * n,
+        ],
+        dim=1,
+    )
+    planes = torch.zeros(batch, 8 * n, dtype=dtype, device=player_cells.device)
+    planes.scatter_(1, ones_at, 1)
+    return planes.view(batch, 2, 4, height, width)
 
 
 def make_step_function(height: int, width: int, observations: bool, obs_dtype) -> Callable:
     """The pure step (state, actions, draws) -> (new state, rewards, pickups, obs); see module doc."""
     num_cells = height * width
 
-    def coin_step(player_cells, coin_cell, coin_owner, actions, respawn_draws, move_table):
-        new_cells = move_table[player_cells * 4 + actions]  # [B, 2]
-        takers = new_cells == coin_cell.unsqueeze(1)  # [B, 2]
-        seats = torch.arange(2, device=coin_owner.device)
-        is_owner = coin_owner.unsqueeze(1) == seats  # [B, 2]
-        own_pickups = takers & is_owner
-        other_pickups = takers & ~is_owner
-        # +1 to every taker; -2 to the owner whenever the other player took its coin.
-        owner_robbed = other_pickups.any(dim=1, keepdim=True)
-        rewards = takers.float() - 2.0 * (is_owner & owner_robbed).float()
-        taken = takers.any(dim=1)
+    def coin_step(
+        player_cells, coin_cell, coin_owner, actions, respawn_draws, move_table, outcomes
+    ):
+        new_cells = torch.take(move_table, player_cells * 4 + actions)  # [B, 2]
+        took_0 = new_cells[:, 0] == coin_cell
+        took_1 = new_cells[:, 1] == coin_cell
+        # Rewards and pickup counts of the 8 cases (who took it x owner), see outcome_table.
+        outcome = torch.index_select(outcomes, 0, took_0 + 2 * took_1 + 4 * coin_owner)
+        taken = took_0 | took_1
         respawn = free_cell_from_draw(new_cells[:, 0], new_cells[:, 1], respawn_draws, num_cells)
         new_coin = torch.where(taken, respawn, coin_cell)
-        new_owner = torch.where(taken, 1 - coin_owner, coin_owner)
+        new_owner = coin_owner ^ taken  # the owner alternates after a pickup
         obs = None
         if observations:
             obs = observation_from_cells(new_cells, new_coin, new_owner, height, width, obs_dtype)
+        rewards, own_pickups, other_pickups = outcome.unbind(1)
         return new_cells, new_coin, new_owner, rewards, own_pickups, other_pickups, obs
 
     return coin_step
@@ -152,6 +177,7 @@ class CoinGame:
         self.check_actions = check_actions
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.move_table = next_cell_table(self.height, self.width, self.device)
+        self.outcomes = outcome_table(self.device)
         self._step_fn = make_step_function(self.height, self.width, observations, obs_dtype)
         if compile:
             self._step_fn = torch.compile(self._step_fn, dynamic=False, fullgraph=True)
@@ -251,9 +277,10 @@ class CoinGame:
             actions,
             respawn_draws,
             self.move_table,
+            self.outcomes,
         )
         self.player_cells, self.coin_cell, self.coin_owner = new_cells, coin_cell, coin_owner
-        info = {"t": self.t, "own_coin_pickups": own.float(), "other_coin_pickups": other.float()}
+        info = {"t": self.t, "own_coin_pickups": own, "other_coin_pickups": other}
         self.t += 1
         done = torch.full((self.batch_size,), self.t >= self.episode_length, device=self.device)
         return obs, rewards, done, info
