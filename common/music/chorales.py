@@ -242,9 +242,6 @@ def score_to_voices(
     if n_voices is not None and len(parts) != n_voices:
         raise MusicFileError(source, f"has {len(parts)} parts, expected {n_voices} (SATB)")
     n_frames = _frames(score.highestTime)
-    if n_frames == 0 or not any(len(p.flatten().notesAndRests.notes) for p in parts):
-        raise MusicFileError(source, "empty score: no notes")
-
     voices = np.full((len(parts), n_frames), REST, dtype=np.int16)
     fermata = np.zeros(n_frames, dtype=bool)
     stats = Counter()
@@ -252,8 +249,9 @@ def score_to_voices(
         for element in part.flatten().notesAndRests:
             start = _frames(element.offset)
             end = _frames(element.offset + element.quarterLength)
-            on_grid = float(element.offset) * 4 == start and float(element.quarterLength) * 4 == (
-                end - start
+            on_grid = (
+                float(element.offset) * FRAMES_PER_QUARTER == start
+                and float(element.offset + element.quarterLength) * FRAMES_PER_QUARTER == end
             )
             if any(isinstance(e, expressions.Fermata) for e in element.expressions):
                 fermata[start:end] = True
@@ -273,13 +271,14 @@ def score_to_voices(
                 pitch = element.pitch.midi
             voices[v, start:end] = pitch
 
-    if check_range:
-        notes = voices[voices != REST]
-        if notes.min() < PITCH_LOW or notes.max() > PITCH_HIGH:
-            raise MusicFileError(
-                source,
-                f"pitches {int(notes.min())}..{int(notes.max())} outside MIDI {PITCH_LOW}..{PITCH_HIGH}",
-            )
+    notes = voices[voices != REST]
+    if notes.size == 0:
+        raise MusicFileError(source, "empty score: no notes")
+    if check_range and (notes.min() < PITCH_LOW or notes.max() > PITCH_HIGH):
+        raise MusicFileError(
+            source,
+            f"pitches {int(notes.min())}..{int(notes.max())} outside MIDI {PITCH_LOW}..{PITCH_HIGH}",
+        )
 
     measures = list(parts[0].getElementsByClass(stream.Measure))
     measure_start = np.array([_frames(m.offset) for m in measures], dtype=np.int32)

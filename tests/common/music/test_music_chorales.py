@@ -195,6 +195,16 @@ def test_load_chorale_errors_name_the_file(tmp_path):
         load_chorale("bach/bwv41.6")
 
 
+def test_a_score_of_rests_is_an_empty_score():
+    from music21 import note, stream
+
+    from common.music.chorales import score_to_voices
+
+    rests = stream.Score([stream.Part([note.Rest(quarterLength=4)]) for _ in range(4)])
+    with pytest.raises(MusicFileError, match="rests.xml: empty score: no notes"):
+        score_to_voices(rests, "rests.xml")
+
+
 # ---------------------------------------------------------------------------------------------
 # Full corpus (parses all 350 files on a cold cache: tens of seconds)
 # ---------------------------------------------------------------------------------------------
