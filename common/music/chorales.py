@@ -49,7 +49,7 @@ from common.music.constants import (
 )
 
 # Bump when the preprocessing changes what is stored: old cache files then count as stale.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: note onsets stored
 SPLITS = ("train", "valid", "test")
 
 
@@ -213,6 +213,7 @@ class ParsedScore:
     """One score on the sixteenth grid, plus what the datasets need besides the notes."""
 
     voices: np.ndarray  # int16 [V, T]
+    onsets: np.ndarray  # bool [V, T]: a note starts here (not a held or tied continuation)
     fermata: np.ndarray  # bool [T]: some voice holds a note or rest marked with a fermata
     measure_start: np.ndarray  # int32 [M]: frame where each written measure starts
     measure_frames: np.ndarray  # int32 [M]: its written length (a pickup is shorter)
@@ -243,6 +244,7 @@ def score_to_voices(
         raise MusicFileError(source, f"has {len(parts)} parts, expected {n_voices} (SATB)")
     n_frames = _frames(score.highestTime)
     voices = np.full((len(parts), n_frames), REST, dtype=np.int16)
+    onsets = np.zeros((len(parts), n_frames), dtype=bool)
     fermata = np.zeros(n_frames, dtype=bool)
     stats = Counter()
     for v, part in enumerate(parts):
@@ -262,14 +264,17 @@ def score_to_voices(
                 continue
             if not on_grid:
                 stats["off_grid_notes"] += 1
-            if element.tie is not None and element.tie.type in ("stop", "continue"):
-                stats["tied_notes"] += 1
+            tied = element.tie is not None and element.tie.type in ("stop", "continue")
+            stats["tied_notes"] += int(tied)
             if element.isChord:
                 stats["chords_in_parts"] += 1
                 pitch = max(p.midi for p in element.pitches)
             else:
                 pitch = element.pitch.midi
             voices[v, start:end] = pitch
+            onsets[v, start:end] = False
+            if end > start:
+                onsets[v, start] = not tied
 
     notes = voices[voices != REST]
     if notes.size == 0:
@@ -294,6 +299,7 @@ def score_to_voices(
     key = score.analyze("key")
     return ParsedScore(
         voices=voices,
+        onsets=onsets,
         fermata=fermata,
         measure_start=measure_start,
         measure_frames=measure_frames,
@@ -422,6 +428,7 @@ class ChoraleDataset:
     """Every kept chorale, concatenated; ``piece(i)`` slices one out. Built by ``build_chorales``."""
 
     voices: np.ndarray  # int16 [4, total_frames]
+    onsets: np.ndarray  # bool [4, total_frames]: note starts (tells re-struck from held notes)
     offsets: np.ndarray  # int64 [n + 1]: piece i is voices[:, offsets[i]:offsets[i + 1]]
     fermata: np.ndarray  # bool [total_frames]
     ids: np.ndarray  # str [n]: music21 corpus ids
@@ -449,6 +456,9 @@ class ChoraleDataset:
 
     def piece(self, i: int) -> np.ndarray:
         return self.voices[:, self.offsets[i] : self.offsets[i + 1]].copy()
+
+    def piece_onsets(self, i: int) -> np.ndarray:
+        return self.onsets[:, self.offsets[i] : self.offsets[i + 1]].copy()
 
     def piece_fermata(self, i: int) -> np.ndarray:
         return self.fermata[self.offsets[i] : self.offsets[i + 1]].copy()
@@ -494,6 +504,7 @@ def _read_cache(path: Path, limit: int | None) -> ChoraleDataset | None:
         and data.voices.shape[0] == N_VOICES
         and len(data.offsets) == n + 1
         and data.offsets[-1] == data.voices.shape[1] == len(data.fermata)
+        and data.onsets.shape == data.voices.shape
         and np.all(np.diff(data.offsets) > 0)
         and len(data.measure_offsets) == n + 1
         and data.measure_offsets[-1] == len(data.measure_start)
@@ -541,6 +552,7 @@ def build_chorales(limit: int | None = None, directory: Path | None = None) -> C
     measure_counts = [len(p.measure_start) for _, p in kept]
     data = ChoraleDataset(
         voices=np.concatenate([p.voices for _, p in kept], axis=1),
+        onsets=np.concatenate([p.onsets for _, p in kept], axis=1),
         offsets=np.cumsum([0] + [p.voices.shape[1] for _, p in kept]).astype(np.int64),
         fermata=np.concatenate([p.fermata for _, p in kept]),
         ids=np.array([e.corpus_id for e, _ in kept]),
@@ -620,6 +632,17 @@ def load_chorales(
     """
     data = load_chorale_dataset(limit=limit, directory=directory)
     return [subsample(data.piece(i), frames_per_quarter) for i in data.indices(split)]
+
+
+def load_chorale_onsets(
+    split: str = "train", *, limit: int | None = None, directory: str | os.PathLike | None = None
+) -> list[np.ndarray]:
+    """bool ``[4, T]`` note-start flags parallel to ``load_chorales(split)``: True where a voice
+    strikes a note, False where it holds (or ties over) the previous one or rests. A voice array
+    alone cannot tell a repeated note from a held one; ``write_midi(voices, path, onsets=...)``
+    re-strikes the repeated ones."""
+    data = load_chorale_dataset(limit=limit, directory=directory)
+    return [data.piece_onsets(i) for i in data.indices(split)]
 
 
 def chorale_ids(

@@ -293,6 +293,14 @@ def melody_chord_pairs(
     return [(m, c.label) for m, c in zip(melodies, chords)]
 
 
+def melody_onsets(
+    split: str = "train", *, limit: int | None = None, directory: str | os.PathLike | None = None
+) -> list[np.ndarray]:
+    """bool [T] soprano note starts parallel to ``melody_chord_pairs(split)`` (onset/hold tokens)."""
+    pieces = load_chorale_dataset(limit=limit, directory=directory)
+    return [pieces.piece_onsets(i)[0] for i in pieces.indices(split)]
+
+
 # ---------------------------------------------------------------------------------------------
 # Bar-aligned, key-normalised measures (the recomposition model)
 # ---------------------------------------------------------------------------------------------
@@ -382,5 +390,6 @@ __all__ = [
     "key_normalising_shift",
     "label_sonority",
     "melody_chord_pairs",
+    "melody_onsets",
     "transpose_labels",
 ]

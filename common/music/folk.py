@@ -28,7 +28,7 @@ import numpy as np
 from common.music.chorales import SPLITS, cache_dir, score_to_voices, split_of_number
 from common.music.constants import MusicFileError
 
-FOLK_VERSION = 1
+FOLK_VERSION = 2  # 2: note onsets stored
 COLLECTIONS = {
     "essen": "essenFolksong",  # Essen folksong collection (German, Chinese, ...), ABC
     "oneills": "oneills1850",  # O'Neill's Music of Ireland (1850)
@@ -41,6 +41,7 @@ COLLECTIONS = {
 @dataclass
 class FolkMelodies:
     melodies: np.ndarray  # int16 [total_frames], concatenated
+    onsets: np.ndarray  # bool [total_frames]: a note starts here (repeated notes are re-struck)
     offsets: np.ndarray  # int64 [n + 1]
     titles: np.ndarray  # str [n]
     sources: np.ndarray  # str [n]: "<corpus file>#<tune number X:>"
@@ -55,6 +56,9 @@ class FolkMelodies:
 
     def melody(self, i: int) -> np.ndarray:
         return self.melodies[self.offsets[i] : self.offsets[i + 1]].copy()
+
+    def melody_onsets(self, i: int) -> np.ndarray:
+        return self.onsets[self.offsets[i] : self.offsets[i + 1]].copy()
 
 
 _FIELDS = [f for f in FolkMelodies.__dataclass_fields__ if f != "meta"]
@@ -107,6 +111,7 @@ def _build(collection: str, limit: int | None, path: Path) -> FolkMelodies:
         raise MusicFileError(collection, "no folk melody could be read")
     data = FolkMelodies(
         melodies=np.concatenate([p.voices[0] for p, _, _ in rows]),
+        onsets=np.concatenate([p.onsets[0] for p, _, _ in rows]),
         offsets=np.cumsum([0] + [p.voices.shape[1] for p, _, _ in rows]).astype(np.int64),
         titles=np.array([t for _, t, _ in rows]),
         sources=np.array([s for _, _, s in rows]),

@@ -57,8 +57,12 @@ def _runs(active: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def to_notes(music) -> tuple[list[list[tuple[int, int, int]]], int]:
-    """Voices or pianoroll -> per part a list of (start frame, end frame, MIDI pitch); and T."""
+def to_notes(music, onsets=None) -> tuple[list[list[tuple[int, int, int]]], int]:
+    """Voices or pianoroll -> per part a list of (start frame, end frame, MIDI pitch); and T.
+
+    ``onsets`` (bool, the shape of voices; voices only): also start a new note where True, so a
+    repeated pitch is re-struck instead of merged.
+    """
     if hasattr(music, "detach"):
         music = music.detach().cpu().numpy()
     music = np.asarray(music)
@@ -72,9 +76,17 @@ def to_notes(music) -> tuple[list[list[tuple[int, int, int]]], int]:
             raise ValueError(
                 f"MIDI pitches must be 0..127 or REST={REST}, got {voices[bad].flat[0]}"
             )
+        if onsets is None:
+            strikes = np.zeros(voices.shape, dtype=bool)
+        else:
+            strikes = np.atleast_2d(np.asarray(onsets, dtype=bool))
+            if strikes.shape != voices.shape:
+                raise ValueError(
+                    f"onsets shape {strikes.shape} must equal voices shape {voices.shape}"
+                )
         parts = []
-        for voice in voices:
-            change = np.flatnonzero(np.diff(voice) != 0) + 1
+        for voice, strike in zip(voices, strikes):
+            change = np.flatnonzero((np.diff(voice) != 0) | strike[1:]) + 1
             starts = np.concatenate([[0], change])
             ends = np.concatenate([change, [len(voice)]])
             parts.append([(s, e, int(voice[s])) for s, e in zip(starts, ends) if voice[s] != REST])
@@ -96,19 +108,23 @@ def to_notes(music) -> tuple[list[list[tuple[int, int, int]]], int]:
                 for s, e in _runs(part[:, p])
             ]
             parts.append(sorted(notes))
+        if onsets is not None:
+            raise ValueError("onsets apply to voice arrays, not to pianorolls")
         return parts, roll.shape[1]
     raise ValueError(
         f"expected voices [V, T] / [T] or a pianoroll [V, T, P] / [T, P], got shape {music.shape}"
     )
 
 
-def to_pretty_midi(music, *, bpm: float = 120.0, program: int = CHOIR_AAHS, velocity: int = 80):
+def to_pretty_midi(
+    music, *, bpm: float = 120.0, program: int = CHOIR_AAHS, velocity: int = 80, onsets=None
+):
     """A ``pretty_midi.PrettyMIDI`` with one instrument per voice (named Soprano..Bass for 4)."""
     import pretty_midi
 
     if not (bpm > 0 and math.isfinite(bpm)):
         raise ValueError(f"bpm must be a positive number, got {bpm}")
-    parts, n_frames = to_notes(music)
+    parts, n_frames = to_notes(music, onsets)
     pm = pretty_midi.PrettyMIDI(resolution=TICKS_PER_QUARTER, initial_tempo=float(bpm))
     seconds_per_frame = 60.0 / bpm / FRAMES_PER_QUARTER
     for i, notes in enumerate(parts):
@@ -130,11 +146,17 @@ def write_midi(
     bpm: float = 120.0,
     program: int = CHOIR_AAHS,
     velocity: int = 80,
+    onsets=None,
 ) -> Path:
-    """Write voices or a pianoroll (see the module doc) to a .mid file; returns the path."""
+    """Write voices or a pianoroll (see the module doc) to a .mid file; returns the path.
+
+    ``onsets``: optional bool array shaped like the voices; a True frame re-strikes the note.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    to_pretty_midi(music, bpm=bpm, program=program, velocity=velocity).write(str(path))
+    to_pretty_midi(music, bpm=bpm, program=program, velocity=velocity, onsets=onsets).write(
+        str(path)
+    )
     return path
 
 
@@ -143,14 +165,15 @@ def write_midi(
 # ---------------------------------------------------------------------------------------------
 
 
-def read_midi(path: str | os.PathLike, *, n_voices: int | None = None) -> np.ndarray:
+def read_midi(path: str | os.PathLike, *, n_voices: int | None = None, with_onsets: bool = False):
     """Read a .mid file into int16 voices ``[V, T]`` at sixteenth-note frames (REST = -1).
 
     One voice per non-drum instrument that has notes, in file order. Frame t holds the note sounding
     at quarter t/4 (onset <= t/4 < offset), so off-grid notes are sampled at the grid; where notes
     of one instrument overlap, the later onset wins (the higher pitch on a tie).
     Raises MusicFileError naming the file: missing, empty, not MIDI / corrupt, no notes, or (when
-    ``n_voices`` is given) a different number of voices.
+    ``n_voices`` is given) a different number of voices. ``with_onsets``: return (voices, onsets),
+    onsets a bool ``[V, T]`` marking the first frame of every note.
     """
     import pretty_midi
 
@@ -184,10 +207,15 @@ def read_midi(path: str | os.PathLike, *, n_voices: int | None = None) -> np.nda
         if text.text == END_MARKER:
             n_frames = max(n_frames, frame(text.time))
     voices = np.full((len(parts), n_frames), REST, dtype=np.int16)
+    onsets = np.zeros((len(parts), n_frames), dtype=bool)
     for v, instrument in enumerate(parts):
         for note in sorted(instrument.notes, key=lambda n: (n.start, n.pitch)):
-            voices[v, frame(note.start) : frame(note.end)] = note.pitch
-    return voices
+            start, end = frame(note.start), frame(note.end)
+            voices[v, start:end] = note.pitch
+            onsets[v, start:end] = False
+            if end > start:
+                onsets[v, start] = True
+    return (voices, onsets) if with_onsets else voices
 
 
 # ---------------------------------------------------------------------------------------------

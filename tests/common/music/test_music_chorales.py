@@ -6,6 +6,7 @@ folder (about a second); the full-corpus counts are in the slow tests at the bot
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -21,6 +22,7 @@ from common.music import (
     chorale_ids,
     load_chorale,
     load_chorale_dataset,
+    load_chorale_onsets,
     load_chorales,
     pianoroll_to_voices,
     random_crop,
@@ -63,6 +65,29 @@ def test_bwv66_6_starts_with_the_hand_checked_pickup():
     assert voices[0, :8].tolist() == [73, 73, 71, 71, 69, 69, 69, 69]
     assert voices[3, :8].tolist() == [57, 57, 56, 56, 54, 54, 54, 54]
     assert voices[1, :4].tolist() == [64] * 4
+
+
+def test_onsets_mark_struck_notes_not_held_or_tied_ones(subset_dir):
+    from music21 import corpus, note, stream, tie
+
+    from common.music.chorales import score_to_voices
+
+    data = load_chorale_dataset(limit=SUBSET, directory=subset_dir)
+    for i in range(len(data)):
+        voices, onsets = data.piece(i), data.piece_onsets(i)
+        changed = np.concatenate([voices[:, :1] != REST, voices[:, 1:] != voices[:, :-1]], axis=1)
+        assert np.all(onsets[changed & (voices != REST)]), "every new pitch is a struck note"
+        assert not onsets[voices == REST].any(), "rests strike nothing"
+    # BWV 66.6: the alto strikes E4 again on beats 3 and 4 (frames 8 and 12) without a change
+    bwv66 = score_to_voices(corpus.parse("bach/bwv66.6"), "bwv66.6")
+    assert bwv66.voices[1, 8:16].tolist() == [64] * 8
+    assert bwv66.onsets[1, 8:16].tolist() == [True, False, False, False] * 2
+    # a tied pair is one struck note
+    tied = [note.Note("C4", quarterLength=2), note.Note("C4", quarterLength=2)]
+    tied[0].tie, tied[1].tie = tie.Tie("start"), tie.Tie("stop")
+    single = score_to_voices(stream.Score([stream.Part(tied)]), "tied", n_voices=1)
+    assert single.onsets[0].tolist() == [True] + [False] * 15
+    assert load_chorale_onsets("all", limit=SUBSET, directory=subset_dir)[0].dtype == bool
 
 
 def test_split_follows_riemenschneider_rule_and_keeps_works_together():
@@ -128,7 +153,7 @@ def test_corrupt_and_stale_caches_are_rebuilt(subset_dir, tmp_path):
             path.write_bytes(b"not a zip file at all")
         else:
             stale_meta = {"version": -1, "music21": music21.__version__, "limit": limit}
-            np.savez(path, meta=np.array(__import__("json").dumps(stale_meta)))
+            np.savez(path, meta=np.array(json.dumps(stale_meta)))
         assert chorales._read_cache(path, limit) is None, f"{damage} cache was trusted"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -19,6 +19,7 @@ from common.music import (
     MusicFileError,
     load_chorale,
     load_chorale_files,
+    load_chorale_onsets,
     load_chorales,
     read_midi,
     render_wav,
@@ -43,6 +44,22 @@ def test_voice_round_trip_is_exact_on_chorales(pieces, tmp_path, bpm):
         path = write_midi(voices, tmp_path / f"{i}.mid", bpm=bpm)
         back = read_midi(path, n_voices=4)
         np.testing.assert_array_equal(back, voices, err_msg=f"piece {i} at {bpm} bpm")
+
+
+def test_onsets_round_trip_through_midi(tmp_path):
+    directory = tmp_path / "cache"
+    pieces = load_chorales("all", limit=3, directory=directory)
+    onsets = load_chorale_onsets("all", limit=3, directory=directory)
+    for i, (voices, struck) in enumerate(zip(pieces, onsets)):
+        back, back_onsets = read_midi(
+            write_midi(voices, tmp_path / f"{i}.mid", onsets=struck), with_onsets=True
+        )
+        np.testing.assert_array_equal(back, voices)
+        np.testing.assert_array_equal(back_onsets, struck)
+        merged = read_midi(write_midi(voices, tmp_path / "m.mid"), with_onsets=True)[1]
+        assert merged.sum() < struck.sum(), "without onsets repeated notes merge"
+    with pytest.raises(ValueError, match="onsets shape"):
+        write_midi(pieces[0], tmp_path / "x.mid", onsets=onsets[0][:, :5])
 
 
 def test_pianoroll_round_trip_and_trailing_rests_survive(pieces, tmp_path):
