@@ -1,0 +1,332 @@
+"""Evaluate a trained Coconet run: likelihoods, baselines, ancestral vs. Gibbs samples, inpainting.
+
+    python -m coconet.eval --run runs/coconet/quick [--no-audio]
+
+Needs nothing but the run directory (its config.yaml and checkpoint). Writes ``eval.json`` (flat
+``"<setting>/<metric>": number``) and, under ``plots/`` and ``samples/``, the figures, MIDI and WAV files.
+
+Normalisations (all NLLs in nats):
+- ``valid/nll_*``, ``baseline/*``: per masked sounding cell, pooled over the cells of fixed validation crops
+  with orderless masks (the training objective);
+- ``valid/notewise_*``: exact chain rule, per sounding cell; ``valid/framewise_*``: the same, per frame;
+- ``samples/*``: each sample's notewise NLL per cell (random orderings, ensembled), mean over samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from coconet.baselines import CopyNeighbour, unigram, unigram_cell_nll
+from coconet.data import check_pieces, fixed_masked_crops, load_split
+from coconet.likelihood import (
+    binned_by_mask_fraction,
+    chain_rule_log_likelihood,
+    masked_cell_nll,
+    per_example,
+    pooled,
+)
+from coconet.model import (
+    N_PITCHES,
+    N_VOICES,
+    Coconet,
+    orderless_mask,
+    roll_to_voices,
+    voices_to_roll,
+)
+from coconet.render import pianoroll_figure, write_score
+from coconet.sampling import ancestral_sample, gibbs_sample
+from common import plots
+from common.runner import load_checkpoint, load_run_config, read_metrics, set_threads
+
+
+def load_model(run_dir: Path | str) -> tuple[Coconet, object]:
+    """The trained network of a run (eval mode, on CPU) and the run's config."""
+    cfg = load_run_config(run_dir)
+    state = load_checkpoint(run_dir)
+    model = Coconet(cfg.model.layers, cfg.model.filters, bn_momentum=cfg.model.bn_momentum)
+    model.load_state_dict(state["objects"]["model"])
+    return model.eval(), cfg
+
+
+def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
+    values = values.double()
+    return float(values.mean()), float(values.std(unbiased=True) / math.sqrt(len(values)))
+
+
+def notewise_per_cell(
+    model: Coconet, voices: torch.Tensor, orderings: int, seed: int
+) -> torch.Tensor:
+    """Each score's ensembled notewise NLL per sounding cell ``[B]`` (random orderings, fixed seed)."""
+    log_p, _ = chain_rule_log_likelihood(
+        model, voices, orderings, "random", torch.Generator().manual_seed(seed)
+    )
+    return -log_p / (voices >= 0).sum((1, 2)).clamp(min=1)
+
+
+def sample_scores(model: Coconet, cfg, trace_every: int = 16) -> dict:
+    """32 fixed-seed unconditional samples per method, the Gibbs NLL trace, and their scores."""
+    s = cfg.sample
+    n, length = s.num_samples, s.length
+    steps = s.gibbs_steps or N_VOICES * length  # N = T * I, magenta's default
+    blank = torch.zeros(n, N_VOICES, length, N_PITCHES)
+    everything = torch.ones(n, N_VOICES, length, dtype=torch.bool)
+    generator = {name: torch.Generator().manual_seed(s.seed + i) for i, name in enumerate("agi")}
+    timings = {}
+
+    started = time.time()
+    ancestral = ancestral_sample(model, blank, everything, s.temperature, generator["a"])
+    timings["ancestral"] = time.time() - started
+    started, trace = time.time(), []
+    gibbs = gibbs_sample(
+        model, blank, everything, steps, s.pmax, s.pmin, s.eta, s.temperature, generator["g"], trace
+    )
+    timings["gibbs"] = time.time() - started
+    # Control: one independent pass (Gibbs with N = 1, p_max = p_min = 1) must not beat ancestral.
+    independent = gibbs_sample(
+        model, blank, everything, 1, 1.0, 1.0, 1.0, s.temperature, generator["i"]
+    )
+
+    # The Gibbs chain's quality along the way, by the cheap orderless-mask estimate (4 masks a sample).
+    masks = orderless_mask(4 * n, N_VOICES, length, generator=torch.Generator().manual_seed(s.seed))
+    trace_steps = [0, *range(trace_every, steps + 1, trace_every)]
+    trace_nll = []
+    for k in trace_steps:
+        voices = roll_to_voices(trace[k - 1] if k else independent).repeat(4, 1, 1)
+        nll, counted = masked_cell_nll(model, voices, masks)
+        trace_nll.append(float(per_example(nll, counted).mean()))
+    return {
+        "ancestral": roll_to_voices(ancestral),
+        "gibbs": roll_to_voices(gibbs),
+        "independent": roll_to_voices(independent),
+        "trace_steps": trace_steps,
+        "trace_nll": trace_nll,
+        "timings": timings,
+        "gibbs_steps": steps,
+    }
+
+
+def inpaint(
+    model: Coconet, crop: torch.Tensor, cfg, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Erase the middle half of a real crop ``[4, T]`` and refill it by annealed Gibbs."""
+    s = cfg.sample
+    time_steps = crop.shape[-1]
+    region = torch.zeros(1, N_VOICES, time_steps, dtype=torch.bool)
+    region[..., time_steps // 4 : 3 * time_steps // 4] = True
+    steps = s.gibbs_steps or int(region.sum())
+    filled = gibbs_sample(
+        model, voices_to_roll(crop[None]), region, steps, s.pmax, s.pmin, s.eta, s.temperature,
+        torch.Generator().manual_seed(seed),
+    )  # fmt: skip
+    return roll_to_voices(filled)[0], region[0]
+
+
+def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
+    """Every evaluation of a run; returns the flat results dict (also written to <run>/eval.json)."""
+    run_dir = Path(run_dir)
+    model, cfg = load_model(run_dir)
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    plots_dir, samples_dir = run_dir / "plots", run_dir / "samples"
+    crop_len = cfg.data.crop_len
+    results: dict[str, float] = {}
+    started = time.time()
+
+    # ---------------------------------------------------------------- validation NLL per masked cell
+    train_pieces = check_pieces(load_split("train"), crop_len)
+    valid_pieces = check_pieces(load_split("valid", cfg.data.valid_pieces), crop_len)
+    voices, hidden = fixed_masked_crops(
+        valid_pieces, cfg.data.valid_masks_per_piece, crop_len, cfg.data.valid_seed
+    )
+    nll, counted = masked_cell_nll(model, voices, hidden)
+    fraction = hidden.float().mean((1, 2))
+    results["valid/nll_per_masked_cell"] = pooled(nll, counted)
+    results["valid/nll_per_example_mean"] = float(per_example(nll, counted).mean())
+    results["valid/nll_low_mask"] = pooled(nll, counted, fraction < cfg.eval.low_mask)
+    results["valid/nll_high_mask"] = pooled(nll, counted, fraction > cfg.eval.high_mask)
+    results["valid/masked_cells"] = int(counted.sum())
+
+    # ---------------------------------------------------------------- baselines on the same cells
+    # Tuned on training crops with their own seed: nothing about the validation cells leaks in.
+    unigram_probs = unigram(train_pieces)
+    tune_voices, tune_hidden = fixed_masked_crops(
+        train_pieces, cfg.data.baseline_masks_per_piece, crop_len, cfg.data.valid_seed + 1
+    )
+    copy = CopyNeighbour.fit(tune_voices, tune_hidden, unigram_probs)
+    copy_nll = copy.cell_nll(voices, hidden)
+    results["baseline/copy_neighbour_nll"] = float(copy_nll.mean())
+    results["baseline/unigram_nll"] = float(unigram_cell_nll(voices, hidden, unigram_probs).mean())
+    results["baseline/uniform_nll"] = math.log(N_PITCHES)
+    results["valid/copy_neighbour_minus_model"] = (
+        results["baseline/copy_neighbour_nll"] - results["valid/nll_per_masked_cell"]
+    )
+    centres, model_bins, sizes = binned_by_mask_fraction(nll, counted, hidden)
+    copy_cells = torch.zeros_like(nll)
+    copy_cells[counted] = copy_nll  # boolean indexing flattens in the same (row-major) order
+    _, copy_bins, _ = binned_by_mask_fraction(copy_cells, counted, hidden)
+    filled = np.array(sizes) > 0
+    plots.learning_curves(
+        plots_dir / "nll_vs_mask_fraction.png",
+        {
+            "Coconet": np.array(model_bins)[filled],
+            "copy nearest note (tuned)": np.array(copy_bins)[filled],
+        },
+        x=np.array(centres)[filled], xlabel="fraction of cells masked", ylabel="NLL per masked cell (nats)",
+        title="Validation NLL vs. how much is hidden",
+        hline={"unigram": results["baseline/unigram_nll"]},
+    )  # fmt: skip
+    print(f"coconet eval: masked-cell NLL and baselines done ({time.time() - started:.0f} s)")
+
+    # ---------------------------------------------------------------- exact chain-rule NLL on crops
+    rng = np.random.default_rng(cfg.data.valid_seed)
+    picks = rng.choice(
+        len(valid_pieces), size=min(cfg.eval.notewise_crops, len(valid_pieces)), replace=False
+    )
+    crops = []
+    for n in picks:
+        start = rng.integers(valid_pieces[n].shape[1] - crop_len + 1)
+        crops.append(valid_pieces[n][:, start : start + crop_len])
+    crops = torch.from_numpy(np.stack(crops).astype(np.int64))
+    cells = (crops >= 0).sum((1, 2)).double()
+    for kind in ("random", "chronological", "frames"):
+        log_p, single = chain_rule_log_likelihood(
+            model, crops, cfg.eval.ensemble, kind, torch.Generator().manual_seed(cfg.seed)
+        )
+        name = {"random": "random", "chronological": "chronological", "frames": "random_frames"}[
+            kind
+        ]
+        results[f"valid/notewise_nll_{name}"] = float((-log_p / cells).mean())
+        results[f"valid/framewise_nll_{name}"] = float((-log_p / crop_len).mean())
+        if kind == "random":
+            results["valid/notewise_nll_random_single_ordering"] = float((-single / cells).mean())
+    print(f"coconet eval: chain-rule NLL done ({time.time() - started:.0f} s)")
+
+    # ---------------------------------------------------------------- ancestral vs. annealed Gibbs
+    drawn = sample_scores(model, cfg)
+    bach_voices, _ = fixed_masked_crops(
+        valid_pieces, 1, cfg.sample.length, cfg.data.valid_seed + 2
+    )  # one real crop per validation piece, the length of the samples
+    real = bach_voices[: cfg.sample.num_samples]
+    scores = {}
+    for i, method in enumerate(("gibbs", "ancestral", "independent")):
+        scores[method] = notewise_per_cell(model, drawn[method], cfg.sample.score_orderings, i)
+    scores["bach"] = notewise_per_cell(model, real, cfg.sample.score_orderings, 3)
+    for method, values in scores.items():
+        mean, stderr = mean_and_stderr(values)
+        results[f"samples/nll_{method}_mean"] = mean
+        results[f"samples/nll_{method}_stderr"] = stderr
+    for other in ("ancestral", "independent"):
+        gap = results[f"samples/nll_{other}_mean"] - results["samples/nll_gibbs_mean"]
+        pooled_se = math.hypot(
+            results[f"samples/nll_{other}_stderr"], results["samples/nll_gibbs_stderr"]
+        )
+        results[f"samples/{other}_minus_gibbs_in_stderrs"] = gap / pooled_se
+    for method in ("gibbs", "ancestral", "independent", "bach"):
+        voices_of = real if method == "bach" else drawn[method]
+        soprano = voices_of[:, 0][voices_of[:, 0] >= 0].double()
+        results[f"samples/soprano_mean_pitch_{method}"] = float(soprano.mean())
+    results["samples/ancestral_seconds"] = drawn["timings"]["ancestral"]
+    results["samples/gibbs_seconds"] = drawn["timings"]["gibbs"]
+    results["samples/gibbs_steps"] = drawn["gibbs_steps"]
+    print(f"coconet eval: samples done ({time.time() - started:.0f} s)")
+
+    order = ["bach", "gibbs", "ancestral", "independent"]
+    plots.bar_chart(
+        plots_dir / "sample_nll.png",
+        ["Bach (valid crops)", "annealed Gibbs", "ancestral", "one independent pass"],
+        [results[f"samples/nll_{m}_mean"] for m in order],
+        [results[f"samples/nll_{m}_stderr"] for m in order],
+        ylabel="notewise NLL per cell under the model (nats)",
+        title=f"{cfg.sample.num_samples} samples per method (mean +- s.e.)",
+    )
+    plots.learning_curves(
+        plots_dir / "gibbs_nll_vs_steps.png",
+        {"annealed Gibbs": np.array(drawn["trace_nll"])},
+        x=np.array(drawn["trace_steps"]), xlabel="Gibbs step", ylabel="NLL per cell (orderless masks)",
+        title="Annealed blocked Gibbs: sample NLL along the chain",
+        hline={"ancestral (notewise)": results["samples/nll_ancestral_mean"]},
+    )  # fmt: skip
+    pianoroll_figure(
+        plots_dir / "samples.png",
+        [*drawn["gibbs"][:4].numpy(), *drawn["ancestral"][:4].numpy(), *real[:4].numpy()],
+        [f"Gibbs {i}" for i in range(4)] + [f"ancestral {i}" for i in range(4)]
+        + [f"Bach {i}" for i in range(4)],
+        suptitle="Unconditional samples: annealed Gibbs (top), ancestral (middle), real crops (bottom)",
+    )  # fmt: skip
+
+    # ---------------------------------------------------------------- inpainting a real chorale
+    inpaint_voices, _ = fixed_masked_crops(
+        valid_pieces[:1], 1, 2 * crop_len, cfg.data.valid_seed + 3
+    )
+    original = inpaint_voices[0]
+    filled, region = inpaint(model, original, cfg, cfg.seed)
+    pianoroll_figure(
+        plots_dir / "inpainting.png",
+        [original.numpy(), filled.numpy()],
+        ["real chorale crop", "middle half erased and refilled (Gibbs)"],
+        regions=[None, region.numpy()],
+        columns=2,
+    )
+    written = []
+    for method in ("gibbs", "ancestral"):
+        for i in range(2):
+            written += write_score(
+                drawn[method][i].numpy(), samples_dir / f"{method}_{i}", wav=audio
+            )
+    written += write_score(original.numpy(), samples_dir / "inpainting_original", wav=audio)
+    written += write_score(filled.numpy(), samples_dir / "inpainting_gibbs", wav=audio)
+    np.savez_compressed(
+        samples_dir / "samples.npz",
+        **{m: drawn[m].numpy() for m in ("gibbs", "ancestral", "independent")},
+    )
+
+    # ---------------------------------------------------------------- learning curve
+    metrics = read_metrics(run_dir)
+    train_curve = [(m["step"], m["losses/train_nll"]) for m in metrics if "losses/train_nll" in m]
+    valid_curve = [(m["step"], m["eval/valid_nll_per_masked_cell"]) for m in metrics if "eval/valid_nll_per_masked_cell" in m]  # fmt: skip
+    if valid_curve:
+        plots.learning_curves(
+            plots_dir / "learning_curve.png",
+            {"validation (pooled per masked cell)": np.array([v for _, v in valid_curve])},
+            x=np.array([s for s, _ in valid_curve]), xlabel="step", ylabel="NLL (nats)",
+            title=f"Coconet {cfg.model.layers}x{cfg.model.filters} (train loss: last "
+            f"{train_curve[-1][1]:.2f} per example)" if train_curve else "Coconet",
+            hline={"copy nearest note (tuned)": results["baseline/copy_neighbour_nll"],
+                   "unigram": results["baseline/unigram_nll"]},
+        )  # fmt: skip
+    results["eval_seconds"] = time.time() - started
+    (run_dir / "eval.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(
+        f"coconet eval: wrote {run_dir / 'eval.json'}, plots in {plots_dir}, audio in {samples_dir}"
+    )
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m coconet.eval", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--run", required=True, help="run directory, e.g. runs/coconet/quick")
+    parser.add_argument(
+        "--no-audio", action="store_true", help="write MIDI only, no WAV renderings"
+    )
+    args = parser.parse_args(argv)
+    if not (Path(args.run) / "config.yaml").is_file():
+        parser.error(
+            f"{args.run} is not a run directory (no config.yaml); train one with coconet.train"
+        )
+    results = evaluate(args.run, audio=not args.no_audio)
+    for key in sorted(results):
+        print(f"{key}: {results[key]:.4g}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

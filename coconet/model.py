@@ -1,0 +1,157 @@
+"""Coconet (Huang et al., ISMIR 2017): a convolutional orderless NADE over four-voice pianorolls.
+
+One network gives p(x_{t,i} | x_C) for every (time, voice) cell given any set C of known cells
+("fill in any erased notes given the rest"). This file holds the whole model side of the paper:
+
+- the pianoroll tensors: a score is ``[B, I, T, P]`` (I = 4 voices S, A, T, B; T sixteenth-note steps;
+  P = 46 pitches, MIDI 36..81); a rest is the all-zero pitch vector (spec 2.1);
+- the input: concat(roll * known, known) -> 2I channels; the mask channel says "known" (magenta's
+  ``mask_indicates_context``), so the convolution's zero padding beyond the score reads as unknown;
+- the residual CNN: conv 3x3, (L-3) x conv 3x3, conv 2x2, conv 2x2 -> I logits planes, batch norm after
+  every conv, a skip connection every second layer (spec 2.3);
+- the orderless mask distribution: k ~ U{1..D} cells of D = T*I masked uniformly (spec 2.2, Uria et al.);
+- the loss: the orderless-NADE estimator, the mean NLL over an example's masked cells (spec 2.2 eq. L_b),
+  which equals magenta's D/k rescaled sum over D cells without its trivial visible-cell term.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_VOICES = 4  # soprano, alto, tenor, bass
+PITCH_LOW = 36  # MIDI pitch of pitch index 0 (C2)
+N_PITCHES = 46  # MIDI 36..81 inclusive (Jsb16thSeparated's range)
+REST = -1  # a voice that does not sound in a frame
+
+
+# ---------------------------------------------------------------------------------------------- data
+def voices_to_roll(voices: torch.Tensor) -> torch.Tensor:
+    """MIDI pitches per voice ``[B, I, T]`` (REST = -1) -> one-hot pianoroll ``[B, I, T, P]`` (float)."""
+    if voices.dim() != 3:
+        raise ValueError(f"voices must be [batch, voices, time], got shape {tuple(voices.shape)}")
+    sounding = voices >= 0
+    index = (voices.long() - PITCH_LOW).clamp(0, N_PITCHES - 1)
+    out_of_range = sounding & ((voices < PITCH_LOW) | (voices >= PITCH_LOW + N_PITCHES))
+    if out_of_range.any():
+        bad = int(voices[out_of_range][0])
+        raise ValueError(
+            f"pitch {bad} outside the model's range {PITCH_LOW}..{PITCH_LOW + N_PITCHES - 1}"
+        )
+    return F.one_hot(index, N_PITCHES).float() * sounding.unsqueeze(-1)
+
+
+def roll_to_voices(roll: torch.Tensor) -> torch.Tensor:
+    """One-hot pianoroll ``[B, I, T, P]`` -> MIDI pitches ``[B, I, T]`` with REST where no pitch is on."""
+    pitch = roll.argmax(-1) + PITCH_LOW
+    return torch.where(roll.sum(-1) > 0, pitch, torch.full_like(pitch, REST))
+
+
+# ---------------------------------------------------------------------------------------------- masks
+def orderless_mask(
+    batch: int, voices: int, time: int, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
+    """Uria et al.'s orderless-NADE training masks, ``[B, I, T]`` bool, True = hidden (to predict).
+
+    Per example k ~ U{1..D} with D = I*T, then k distinct cells uniformly: the same distribution as
+    "draw a random ordering and a random position in it; hide everything from there on" (spec 2.2).
+    """
+    cells = voices * time
+    k = torch.randint(1, cells + 1, (batch, 1), generator=generator, device=device)
+    # The rank of a cell under i.i.d. uniform scores is a uniformly random permutation position.
+    scores = torch.rand(batch, cells, generator=generator, device=device)
+    rank = scores.argsort(dim=1).argsort(dim=1)
+    return (rank < k).view(batch, voices, time)
+
+
+# ---------------------------------------------------------------------------------------------- network
+class Coconet(nn.Module):
+    """The "straight" residual CNN of magenta's lib_graph (spec 2.3), on ``[B, 2I, T, P]`` inputs.
+
+    Convolutions run over (time, pitch) with the voices as channels, so every output cell sees a
+    window of neighbouring steps and pitches of all four voices; depth L grows that window.
+    """
+
+    def __init__(self, layers: int = 64, filters: int = 128, bn_momentum: float = 0.1):
+        super().__init__()
+        if layers < 4:
+            raise ValueError(
+                f"Coconet needs at least 4 layers (3x3 in, 3x3 body, 2x2, 2x2), got {layers}"
+            )
+        if filters < 1:
+            raise ValueError(f"filters must be >= 1, got {filters}")
+        self.layers, self.filters = layers, filters
+        # conv 3x3 (2I -> F); (L - 3) x conv 3x3 (F -> F); conv 2x2 (F -> F); conv 2x2 (F -> I).
+        shapes = [(2 * N_VOICES, filters, 3)]
+        shapes += [(filters, filters, 3)] * (layers - 3)
+        shapes += [(filters, filters, 2), (filters, N_VOICES, 2)]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, k, padding=k // 2 if k % 2 else 0, bias=False)
+            for c_in, c_out, k in shapes
+        )
+        # SAME padding for the even 2x2 kernels puts the extra zero after the score, as TF does.
+        self.pads = [(0, 0, 0, 0) if k % 2 else (0, k - 1, 0, k - 1) for _, _, k in shapes]
+        # BN after every conv, last included; magenta's decay 0.99 is momentum 0.01 in torch terms,
+        # 0.1 converges faster for short runs (spec 2.3 allows 0.01-0.1).
+        self.norms = nn.ModuleList(
+            nn.BatchNorm2d(c_out, eps=1e-7, momentum=bn_momentum) for _, c_out, _ in shapes
+        )
+        for conv, norm in zip(self.convs, self.norms):
+            nn.init.kaiming_normal_(
+                conv.weight, nonlinearity="relu"
+            )  # He-normal, std sqrt(2/fan_in)
+            nn.init.constant_(norm.weight, 0.1)  # BN gamma 0.1: residual branches start small
+            nn.init.zeros_(norm.bias)
+
+    def forward(self, roll: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+        """Pitch logits ``[B, I, T, P]`` from a roll ``[B, I, T, P]`` and known cells ``[B, I, T]``.
+
+        Hidden cells are zeroed *here*, so no caller can leak them: the output depends on ``roll`` only
+        through ``roll * known``.
+        """
+        if roll.dim() != 4 or roll.shape[1] != N_VOICES or roll.shape[3] != N_PITCHES:
+            raise ValueError(
+                f"roll must be [batch, {N_VOICES}, time, {N_PITCHES}], got {tuple(roll.shape)}"
+            )
+        if known.shape != roll.shape[:3]:
+            raise ValueError(
+                f"known must be [batch, voices, time] = {tuple(roll.shape[:3])}, got {tuple(known.shape)}"
+            )
+        known = known.to(roll.dtype).unsqueeze(
+            -1
+        )  # one flag per (voice, time), broadcast over pitch
+        x = torch.cat([roll * known, known.expand_as(roll)], dim=1)  # [B, 2I, T, P]
+        last = len(self.convs) - 1
+        skip = None
+        for i, (conv, norm, pad) in enumerate(zip(self.convs, self.norms, self.pads)):
+            h = norm(conv(F.pad(x, pad)))
+            # Residual every second layer, never on the first or last (channel counts differ there).
+            if 0 < i < last and i % 2 == 0 and skip is not None and skip.shape == h.shape:
+                h = h + skip
+            if i % 2 == 1:
+                skip = x if x.shape[1] == h.shape[1] else None  # input of this layer, added two on
+            x = h if i == last else F.relu(h)
+        return x  # [B, I, T, P]; a softmax over the last (pitch) axis gives p(x_{t,i} | x_C)
+
+
+# ---------------------------------------------------------------------------------------------- loss
+def cell_nll(logits: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """-log p(x_{t,i} | x_C) per cell ``[B, I, T]``; 0 for rests (the all-zero target has no class)."""
+    return -(F.log_softmax(logits, dim=-1) * roll).sum(-1)
+
+
+def orderless_nade_loss(
+    logits: torch.Tensor, roll: torch.Tensor, hidden: torch.Tensor
+) -> torch.Tensor:
+    """The orderless-NADE training loss (spec 2.2): L_b = (1/k_b) sum_{masked (t,i)} -log p(x_{t,i} | x_C).
+
+    Averaged over the batch. k_b counts the example's masked *sounding* cells (rests, about 1% of cells,
+    carry no pitch to predict), so every example weighs the same whatever its mask size: the D/k rescaling
+    that makes this an unbiased estimate of the NADE log-likelihood per variable.
+    """
+    sounding = roll.sum(-1) > 0
+    scored = (hidden & sounding).to(logits.dtype)  # [B, I, T]
+    nll_sum = (cell_nll(logits, roll) * scored).sum(dim=(1, 2))
+    k = scored.sum(dim=(1, 2)).clamp(min=1.0)
+    return (nll_sum / k).mean()

@@ -1,0 +1,140 @@
+"""Train, evaluate and harmonise end to end on real chorales with tiny settings (seconds each).
+
+Semantics under test:
+- a run directory is self-describing: ``coconet.eval`` needs only it and writes the issue's result keys;
+- resuming from a checkpoint gives exactly the parameters of an uninterrupted run (CPU);
+- the full (paper-size) config loads and trains a few steps on CPU;
+- bad config keys, bad run directories and bad melody files end in a one-line error, exit status 2.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from coconet.config import CONFIG_DIR, CoconetConfig
+from coconet.eval import evaluate, load_model
+from coconet.harmonize import main as harmonize_main
+from coconet.train import train
+from common.config import ConfigError, load_config
+
+TINY = [
+    "model.layers=4",
+    "model.filters=8",
+    "train.steps=6",
+    "train.batch_size=4",
+    "train.eval_every=3",
+    "data.valid_pieces=2",
+    "data.valid_masks_per_piece=2",
+    "data.baseline_masks_per_piece=1",
+    "sample.num_samples=4",
+    "sample.length=8",
+    "eval.notewise_crops=2",
+    "eval.ensemble=2",
+    "progress=false",
+]
+ISSUE_KEYS = [
+    "valid/nll_per_masked_cell",
+    "valid/nll_low_mask",
+    "valid/nll_high_mask",
+    "samples/nll_gibbs_mean",
+    "samples/nll_ancestral_mean",
+    "samples/ancestral_minus_gibbs_in_stderrs",
+    "baseline/copy_neighbour_nll",
+]
+
+
+def tiny_config(tmp_path, *extra):
+    return load_config(CoconetConfig, "quick", [*TINY, f"out_dir={tmp_path}", *extra], CONFIG_DIR)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return train(tiny_config(tmp_path_factory.mktemp("runs"), "name=tiny")).dir
+
+
+def test_smoke_run_trains_and_eval_writes_every_issue_key(tiny_run):
+    results = evaluate(tiny_run, audio=False)
+    for key in ISSUE_KEYS:
+        assert key in results and math.isfinite(results[key]), f"missing or non-finite {key}"
+    assert 0 < results["valid/nll_per_masked_cell"] < 5, "an NLL per cell over 46 pitches"
+    for name in ("nll_vs_mask_fraction", "sample_nll", "samples", "inpainting", "learning_curve"):
+        assert (tiny_run / "plots" / f"{name}.png").is_file(), f"no {name}.png"
+    assert (tiny_run / "samples" / "gibbs_0.mid").is_file()
+    assert (tiny_run / "eval.json").is_file()
+
+
+def test_resuming_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
+    straight = train(tiny_config(tmp_path, "name=straight"))
+    train(tiny_config(tmp_path, "name=resumed", "train.steps=3"))
+    resumed = train(tiny_config(tmp_path, "name=resumed", "resume=true"))
+    a, _ = load_model(straight.dir)
+    b, _ = load_model(resumed.dir)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), f"{name} differs after resume"
+
+
+def test_full_config_loads_and_trains_a_few_steps_on_cpu(tmp_path):
+    cfg = load_config(
+        CoconetConfig,
+        "full",
+        [f"out_dir={tmp_path}", "train.steps=2", "train.batch_size=1", "train.eval_every=2",
+         "data.valid_pieces=1", "data.valid_masks_per_piece=1", "progress=false"],
+        CONFIG_DIR,
+    )  # fmt: skip
+    assert (cfg.model.layers, cfg.model.filters, cfg.data.crop_len) == (64, 128, 64)
+    run = train(cfg)
+    model, _ = load_model(run.dir)
+    assert sum(p.numel() for p in model.parameters()) > 9_000_000
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="model.layer"):
+        load_config(CoconetConfig, "quick", ["model.layer=3"], CONFIG_DIR)
+    with pytest.raises(ConfigError, match="train.steps"):
+        load_config(CoconetConfig, "quick", ["train.steps=many"], CONFIG_DIR)
+    with pytest.raises(ValueError, match="at least 4 layers"):
+        train(tiny_config(tmp_path, "model.layers=2"))
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_entry_points_have_help_and_refuse_bad_input_in_one_line(tmp_path):
+    for module in ("coconet.train", "coconet.eval", "coconet.harmonize"):
+        assert run_cli(module, "--help").returncode == 0, f"{module} --help failed"
+    bad_key = run_cli("coconet.train", "model.nope=1")
+    assert bad_key.returncode == 2 and "model.nope" in bad_key.stderr
+    bad_run = run_cli("coconet.eval", "--run", str(tmp_path))
+    assert bad_run.returncode == 2 and "not a run directory" in bad_run.stderr
+
+
+def test_harmonize_keeps_the_melody_and_fills_three_voices(tiny_run, tmp_path):
+    from common.music.midi import read_midi, write_midi
+
+    melody = np.array([[60] * 4 + [62] * 4 + [64] * 8 + [-1] * 2 + [67] * 6])
+    write_midi(melody, tmp_path / "tune.mid")
+    harmonize_main([str(tmp_path / "tune.mid"), "--run", str(tiny_run), "--out", str(tmp_path / "out"),
+                    "--samples", "2", "--no-audio"])  # fmt: skip
+    result = read_midi(tmp_path / "out" / "tune_1.mid")
+    assert result.shape[0] == 4, "alto, tenor and bass were added"
+    assert np.array_equal(result[0, : melody.shape[1]], melody[0]), (
+        "the soprano is the given melody"
+    )
+    assert (tmp_path / "out" / "tune.png").is_file()
+
+
+@pytest.mark.parametrize("content", [b"", b"MThd\x00\x00", b"not midi at all"])
+def test_harmonize_refuses_a_bad_midi_file_in_one_line(tiny_run, tmp_path, content):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(content)
+    result = run_cli("coconet.harmonize", str(bad), "--run", str(tiny_run), "--no-audio")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.mid" in lines[0], result.stderr
