@@ -116,7 +116,7 @@ def _check_pitch_range(voices: np.ndarray) -> None:
 
 def valid_shifts(voices, max_shift: int = 6) -> list[int]:
     """Semitone shifts in ``-max_shift..max_shift`` that keep every note inside MIDI 36..81."""
-    v = np.asarray(voices)
+    v = voices.detach().cpu().numpy() if _is_torch(voices) else np.asarray(voices)
     notes = v[v != REST]
     if notes.size == 0:
         return list(range(-max_shift, max_shift + 1))
