@@ -2,11 +2,13 @@
 
 Labelling a sonority (the set of pitches sounding in one frame):
 
-1. spell its pitches in the piece's key (music21 needs spelled notes: Ab vs G# changes the root);
-2. root = music21's ``Chord.root()``; Roman numeral = music21's ``romanNumeralFromChord`` on the
-   chord in closed position, in the piece's analysed key (e.g. "V65", "viio7");
-3. quality = the set of intervals above the root, looked up in ``QUALITY_OF_INTERVALS`` (complete
-   chords and the usual incomplete forms, e.g. a triad without its fifth); anything else is OTHER.
+1. root and quality: the chord tone whose set of intervals above it is in ``QUALITY_OF_INTERVALS``
+   (complete chords and the usual incomplete forms, e.g. a triad without its fifth); the symmetric
+   dim7 / aug chords, where several tones qualify, take music21's ``Chord.root()`` of the pitches
+   spelled in the piece's key (Ab vs G# changes the root); no match -> OTHER (passing dissonances,
+   bare fifths), with music21's root;
+2. Roman numeral: music21's ``romanNumeralFromChord`` on the chord spelled in thirds above its
+   root, in closed position, in the piece's analysed key (e.g. "V65", "viio7").
 
 The class of a chord is ``root * N_QUALITIES + quality`` (120 classes), plus OTHER (120) and
 NO_CHORD (121, every voice rests). Labels are per sixteenth frame; ``beat_labels`` picks one per
