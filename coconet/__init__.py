@@ -1,1 +1,1 @@
-"""coconet: not yet implemented (its issue has not landed)."""
+"""Coconet (Huang et al., ISMIR 2017): Counterpoint by Convolution, an orderless NADE over Bach chorales."""

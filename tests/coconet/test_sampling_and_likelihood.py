@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from coconet.baselines import CopyNeighbour, _nearest_visible, unigram
-from coconet.likelihood import _orderings, chain_rule_log_likelihood
+from coconet.likelihood import _orderings, chain_rule_log_likelihood, framewise_paper_log_probs
 from coconet.model import N_PITCHES, N_VOICES, Coconet, voices_to_roll
 from coconet.sampling import ancestral_sample, gibbs_sample, yao_schedule
 
@@ -132,3 +132,28 @@ def test_copy_baseline_learns_that_held_notes_repeat():
     nll = copy.cell_nll(voices, hidden)
     has_neighbour = (~hidden).any(-1, keepdim=True).expand_as(hidden)[hidden]
     assert nll[has_neighbour].mean() < 0.05
+
+
+@pytest.mark.parametrize("chronological", [False, True])
+def test_paper_framewise_evaluator_of_a_uniform_model_scores_each_frames_sounding_voices(
+    chronological,
+):
+    voices = torch.randint(36, 82, (2, N_VOICES, 5))
+    voices[1, 2, 3] = -1
+    frame_log_p = framewise_paper_log_probs(
+        Uniform(), voices, orderings=3, chronological=chronological
+    )
+    expected = -(voices >= 0).sum(1).float() * math.log(N_PITCHES)  # [B, T]
+    assert torch.allclose(frame_log_p, expected.expand(3, 2, 5), atol=1e-4)
+
+
+def test_paper_framewise_evaluator_fills_earlier_voices_of_the_frame_with_the_argmax(tiny_model):
+    """Each of its I calls sees one more cell of the frame under prediction, filled by argmax."""
+    model = Recorder(tiny_model)
+    voices = torch.randint(50, 70, (1, N_VOICES, 3))
+    framewise_paper_log_probs(model, voices, orderings=1, chronological=True)
+    assert len(model.known_per_call) == N_VOICES
+    first, last = model.known_per_call[0], model.known_per_call[-1]
+    # Example j (chronological) knows frames < j fully, and in the last call 3 voices of frame j.
+    assert torch.equal(first.sum((1, 2)), torch.tensor([0, 4, 8]))
+    assert torch.equal(last.sum((1, 2)), torch.tensor([3, 7, 11]))
