@@ -49,7 +49,7 @@ from coconet.proxies import music_proxies
 from coconet.render import pianoroll_figure, write_score
 from coconet.sampling import ancestral_sample, gibbs_sample
 from common import plots
-from common.runner import load_checkpoint, load_run_config, read_metrics, set_threads
+from common.runner import load_checkpoint, load_run_config, pick_device, read_metrics, set_threads
 
 
 def load_model(run_dir: Path | str) -> tuple[Coconet, object]:
@@ -81,8 +81,9 @@ def sample_scores(model: Coconet, cfg, trace_every: int = 16) -> dict:
     s = cfg.sample
     n, length = s.num_samples, s.length
     steps = s.gibbs_steps or N_VOICES * length  # N = T * I, magenta's default
-    blank = torch.zeros(n, N_VOICES, length, N_PITCHES)
-    everything = torch.ones(n, N_VOICES, length, dtype=torch.bool)
+    device = next(model.parameters()).device
+    blank = torch.zeros(n, N_VOICES, length, N_PITCHES, device=device)
+    everything = torch.ones(n, N_VOICES, length, dtype=torch.bool, device=device)
     generator = {name: torch.Generator().manual_seed(s.seed + i) for i, name in enumerate("agi")}
     timings = {}
 
@@ -104,13 +105,13 @@ def sample_scores(model: Coconet, cfg, trace_every: int = 16) -> dict:
     trace_steps = [0, *range(trace_every, steps + 1, trace_every)]
     trace_nll = []
     for k in trace_steps:
-        voices = roll_to_voices(trace[k - 1] if k else independent).repeat(4, 1, 1)
+        voices = roll_to_voices(trace[k - 1] if k else independent).cpu().repeat(4, 1, 1)
         nll, counted = masked_cell_nll(model, voices, masks)
         trace_nll.append(float(per_example(nll, counted).mean()))
     return {
-        "ancestral": roll_to_voices(ancestral),
-        "gibbs": roll_to_voices(gibbs),
-        "independent": roll_to_voices(independent),
+        "ancestral": roll_to_voices(ancestral).cpu(),
+        "gibbs": roll_to_voices(gibbs).cpu(),
+        "independent": roll_to_voices(independent).cpu(),
         "trace_steps": trace_steps,
         "trace_nll": trace_nll,
         "timings": timings,
@@ -124,14 +125,15 @@ def inpaint(
     """Erase the middle half of a real crop ``[4, T]`` and refill it by annealed Gibbs."""
     s = cfg.sample
     time_steps = crop.shape[-1]
-    region = torch.zeros(1, N_VOICES, time_steps, dtype=torch.bool)
+    device = next(model.parameters()).device
+    region = torch.zeros(1, N_VOICES, time_steps, dtype=torch.bool, device=device)
     region[..., time_steps // 4 : 3 * time_steps // 4] = True
     steps = s.gibbs_steps or int(region.sum())
     filled = gibbs_sample(
-        model, voices_to_roll(crop[None]), region, steps, s.pmax, s.pmin, s.eta, s.temperature,
+        model, voices_to_roll(crop[None].to(device)), region, steps, s.pmax, s.pmin, s.eta, s.temperature,
         torch.Generator().manual_seed(seed),
     )  # fmt: skip
-    return roll_to_voices(filled)[0], region[0]
+    return roll_to_voices(filled)[0].cpu(), region[0].cpu()
 
 
 def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
@@ -139,6 +141,7 @@ def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
     run_dir = Path(run_dir)
     model, cfg = load_model(run_dir)
     set_threads(cfg.threads)
+    model.to(pick_device(cfg.device))  # the full model wants its GPU for the chain-rule evaluations
     torch.manual_seed(cfg.seed)
     plots_dir, samples_dir = run_dir / "plots", run_dir / "samples"
     crop_len = cfg.data.crop_len
