@@ -120,19 +120,22 @@ def sample_scores(model: Coconet, cfg, trace_every: int = 16) -> dict:
 
 
 def inpaint(
-    model: Coconet, crop: torch.Tensor, cfg, seed: int
+    model: Coconet, crop: torch.Tensor, cfg, seed: int, method: str = "gibbs"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Erase the middle half of a real crop ``[4, T]`` and refill it by annealed Gibbs."""
+    """Erase the middle half of a real crop ``[4, T]`` and refill it (annealed Gibbs or ancestral)."""
     s = cfg.sample
     time_steps = crop.shape[-1]
     device = next(model.parameters()).device
     region = torch.zeros(1, N_VOICES, time_steps, dtype=torch.bool, device=device)
     region[..., time_steps // 4 : 3 * time_steps // 4] = True
-    steps = s.gibbs_steps or int(region.sum())
-    filled = gibbs_sample(
-        model, voices_to_roll(crop[None].to(device)), region, steps, s.pmax, s.pmin, s.eta, s.temperature,
-        torch.Generator().manual_seed(seed),
-    )  # fmt: skip
+    roll, generator = voices_to_roll(crop[None].to(device)), torch.Generator().manual_seed(seed)
+    if method == "gibbs":
+        steps = s.gibbs_steps or int(region.sum())
+        filled = gibbs_sample(
+            model, roll, region, steps, s.pmax, s.pmin, s.eta, s.temperature, generator
+        )
+    else:
+        filled = ancestral_sample(model, roll, region, s.temperature, generator)
     return roll_to_voices(filled)[0].cpu(), region[0].cpu()
 
 
@@ -289,13 +292,14 @@ def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
         valid_pieces[:1], 1, 2 * crop_len, cfg.data.valid_seed + 3
     )
     original = inpaint_voices[0]
-    filled, region = inpaint(model, original, cfg, cfg.seed)
+    filled, region = inpaint(model, original, cfg, cfg.seed, "gibbs")
+    filled_ancestral, _ = inpaint(model, original, cfg, cfg.seed, "ancestral")
     pianoroll_figure(
         plots_dir / "inpainting.png",
-        [original.numpy(), filled.numpy()],
-        ["real chorale crop", "middle half erased and refilled (Gibbs)"],
-        regions=[None, region.numpy()],
-        columns=2,
+        [original.numpy(), filled.numpy(), filled_ancestral.numpy()],
+        ["real chorale crop", "middle half refilled: annealed Gibbs", "refilled: ancestral"],
+        regions=[None, region.numpy(), region.numpy()],
+        columns=3,
     )
     written = []
     for method in ("gibbs", "ancestral"):
@@ -305,6 +309,9 @@ def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
             )
     written += write_score(original.numpy(), samples_dir / "inpainting_original", wav=audio)
     written += write_score(filled.numpy(), samples_dir / "inpainting_gibbs", wav=audio)
+    written += write_score(
+        filled_ancestral.numpy(), samples_dir / "inpainting_ancestral", wav=audio
+    )
     np.savez_compressed(
         samples_dir / "samples.npz",
         **{m: drawn[m].numpy() for m in ("gibbs", "ancestral", "independent")},

@@ -29,7 +29,10 @@ def pianoroll_figure(
     """A grid of pianorolls, one colour per voice; ``regions`` ``[4, T]`` (True = generated) are shaded
     as the cells the sampler filled, so what was given and what was generated are told apart."""
     rows = int(np.ceil(len(scores) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False)
+    panel_width = max(3.2, max(np.shape(s)[-1] for s in scores) / 20)  # long pieces get wide panels
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(panel_width * columns, 2.4 * rows), squeeze=False
+    )
     for n, ax in enumerate(axes.flat):
         if n >= len(scores):
             ax.axis("off")

@@ -9,6 +9,7 @@ Semantics under test:
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -55,11 +56,14 @@ def tiny_config(tmp_path, *extra):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    return train(tiny_config(tmp_path_factory.mktemp("runs"), "name=tiny")).dir
+    """A seconds-long trained and evaluated run directory."""
+    run_dir = train(tiny_config(tmp_path_factory.mktemp("runs"), "name=tiny")).dir
+    evaluate(run_dir, audio=False)
+    return run_dir
 
 
 def test_smoke_run_trains_and_eval_writes_every_issue_key(tiny_run):
-    results = evaluate(tiny_run, audio=False)
+    results = json.loads((tiny_run / "eval.json").read_text())
     for key in ISSUE_KEYS:
         assert key in results and math.isfinite(results[key]), f"missing or non-finite {key}"
     assert 0 < results["valid/nll_per_masked_cell"] < 5, "an NLL per cell over 46 pitches"
@@ -67,6 +71,15 @@ def test_smoke_run_trains_and_eval_writes_every_issue_key(tiny_run):
         assert (tiny_run / "plots" / f"{name}.png").is_file(), f"no {name}.png"
     assert (tiny_run / "samples" / "gibbs_0.mid").is_file()
     assert (tiny_run / "eval.json").is_file()
+
+
+def test_report_tables_come_from_the_results_and_mark_missing_runs(tiny_run):
+    from coconet.report import tables
+
+    results = json.loads((tiny_run / "eval.json").read_text()) | {"wall_clock_s": 1.0}
+    text = tables(results, None)
+    assert f"{results['valid/nll_per_masked_cell']:.3f}" in text
+    assert "not run yet" in text, "the full column must say that the full run is missing"
 
 
 def test_resuming_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
