@@ -92,14 +92,17 @@ def variance_plots(plots_dir: Path | str, results: dict, curves: dict, cfg) -> l
     sigmas = sorted(vc.reinforce_sigmas)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     nmse = [results[f"reinforce_{s:g}/nmse"] for s in sigmas]
-    bias = [results[f"reinforce_{s:g}_minus_uoro/bias"] for s in sigmas]
+    paired = [results[f"reinforce_{s:g}_minus_uoro/bias"] for s in sigmas]
+    antithetic = [results[f"reinforce_{s:g}_antithetic_bias/bias"] for s in sigmas]
     axes[0].plot(sigmas, nmse, marker="o", label="REINFORCE, hidden noise sigma")
     axes[0].axhline(
         results["uoro_no_rho_gaussian/nmse"], color="k", ls="--", label="UORO rho=1, same noise"
     )
     axes[0].set_ylabel("NMSE")
-    axes[1].plot(sigmas, bias, marker="o")
-    axes[1].set_ylabel("|mean(REINFORCE - UORO)| / |g*|")
+    axes[1].plot(sigmas, paired, marker="o", label="paired: REINFORCE(eps) - UORO(eps)")
+    axes[1].plot(sigmas, antithetic, marker="s", label="antithetic: +-eps average - UORO(eps)")
+    axes[1].set_ylabel("|mean difference| / |g*|")
+    axes[1].legend(fontsize=7)
     for ax in axes:
         ax.set_xscale("log")
         ax.set_yscale("log")
