@@ -38,6 +38,9 @@ class UoroOptions:
     future_horizon: float = 0.9  # ours: discount of the propagated term A^T D A in D's recursion
     shaping_floor: float = 0.05  # ours: D is mixed with this much identity before shaping the noise
     shaping_every: int = 1  # ours: steps between recomputations of the noise-shaping matrix
+    metric_group: int = (
+        1  # ours: consecutive streams (of one seed) pooling their statistics D and G
+    )
 
 
 @dataclass
@@ -74,6 +77,9 @@ class VarianceConfig:
 @dataclass
 class ReproduceConfig:
     rtrl_seeds: int = 1  # ours: RTRL costs ~n times UORO per step; one seed suffices for its check
+    rtrl_n_hidden: int = (
+        32  # §3: RTRL trains only up to n = 64 (the other estimators use model.n_hidden)
+    )
     reduced_estimator: str = "uoro_shaped"  # issue 7: the variance-reduced UORO trained beside UORO
     char_steps: int = 0  # §3 character-level task: online steps per estimator (0 skips it)
     char_estimators: list[str] = field(

@@ -336,8 +336,8 @@ def _per_example(t: torch.Tensor, n: int) -> torch.Tensor:
 
 def rademacher(shape, generator: torch.Generator, dtype, device=None) -> torch.Tensor:
     """i.i.d. +-1 entries: E[nu nu^T] = I with the smallest fourth moment (spec §2.3 step 4)."""
-    bits = torch.randint(0, 2, shape, generator=generator, device=device)
-    return (2 * bits - 1).to(dtype)
+    bits = torch.randint(0, 2, shape, generator=generator, device=generator.device)
+    return (2 * bits - 1).to(dtype=dtype, device=device)
 
 
 class UORO(Estimator):
@@ -348,11 +348,11 @@ class UORO(Estimator):
     (the rhos cancel in the expectation of every term). The options:
 
     rho           "greedy": Tallec-Ollivier ``rho0 = sqrt(|w~| / |A h~|)``, ``rho1 = sqrt(|b| / |nu|)``, the
-                  one-step minimiser of the second moment of the new rank-one product (paper's reading);
+                  one-step minimiser of the second moment of the new rank-one product (spec §2.4.2);
                   "none": rho = 1 (spec E1); "gradient": the same balance measured in the metric of a running
                   estimate D of future loss gradients, ``|v|_D = sqrt(v^T D v)`` (spec E4, ours).
     noise         "rademacher" or "gaussian" (or pass ``noise`` to ``step`` to drive it externally).
-    shaped        draw ``nu = M xi`` and ``nu' = M^{-1} xi`` with ``M = Sigma^{1/2}``, where
+    shaped        draw ``nu = M xi`` and ``nu' = M^{-T} xi`` with ``M M^T = Sigma``, where
                   ``Sigma = D^{-1} # G`` (matrix geometric mean) minimises ``tr(Sigma D) tr(Sigma^{-1} G)``,
                   the variance of every (spatial and cross-time) term for future-gradient second moment D
                   and ``G = B_t B_t^T`` (ours; our derivation in the README).
@@ -439,10 +439,8 @@ class UORO(Estimator):
         debias = 1 - decay ** (
             self.metric_steps + 1
         )  # as in Adam: early running means are too small
-        g = (
-            g
-            / _per_example(self.mean_grad_sq / debias, g.shape[0]).clamp_min(1e-300).sqrt()[:, None]
-        )
+        rms = _per_example(self.mean_grad_sq / debias, g.shape[0]).clamp_min(1e-300).sqrt()
+        g = g / rms[:, None]
         propagated = a.transpose(1, 2) @ _per_example(self.future_raw, g.shape[0]) @ a
         fresh = _group_mean(
             g[:, :, None] * g[:, None, :] + self.future_horizon * propagated, groups
@@ -460,7 +458,9 @@ class UORO(Estimator):
             if self.noise == "rademacher":
                 noise = rademacher(shape, self.generator, dtype, device)
             else:
-                noise = torch.randn(shape, generator=self.generator, dtype=dtype, device=device)
+                noise = torch.randn(
+                    shape, generator=self.generator, dtype=dtype, device=self.generator.device
+                ).to(device)
         if not self.shaped:
             return noise, noise
         # Sigma = D^{-1} # G = G^{1/2} K^{-1/2} G^{1/2} with K = G^{1/2} D G^{1/2}; any M with
@@ -469,10 +469,10 @@ class UORO(Estimator):
         n = cell.n_hidden
         eye = torch.eye(n, dtype=dtype, device=device)
         d = (1 - self.shaping_floor) * self.future_metric + self.shaping_floor * eye
+        # The eigendecomposition is the costly part: refresh M every shaping_every steps (with the G of
+        # that step). Any past-measurable M keeps E[nu nu'^T] = M M^{-1} = I: staleness costs variance only.
         # G = B B^T would cost n reverse passes; its diagonal is enough here (exactly diagonal for the
         # tanh RNN): G_ii = |e_i^T B|^2, floored so that G^{-1/2} exists for saturated units.
-        # the eigendecomposition is the costly part: refresh M every shaping_every steps (with the G of
-        # that step). Any past-measurable M keeps E[nu nu'^T] = M M^{-1} = I: staleness costs variance only.
         if self.shaping_age % self.shaping_every == 0:
             g_diag = _group_mean(
                 self._row_norms_sq(cell, theta, h_prev, x), self.future_raw.shape[0]

@@ -70,7 +70,14 @@ def training_runs(scale: str, overrides: list[str]) -> list[tuple[str, list[str]
     cfg = load_config(UoroConfig, scale, overrides, CONFIG_DIR)
     rc = cfg.reproduce
     runs = [
-        ("rtrl", ["train.estimator=rtrl", f"train.seeds={rc.rtrl_seeds}"]),
+        (
+            "rtrl",
+            [
+                "train.estimator=rtrl",
+                f"train.seeds={rc.rtrl_seeds}",
+                f"model.n_hidden={rc.rtrl_n_hidden}",
+            ],
+        ),
         ("tbptt1", ["train.estimator=tbptt", "train.truncation=1"]),
         ("uoro", ["train.estimator=uoro"]),
         ("uoro_reduced", [f"train.estimator={rc.reduced_estimator}"]),

@@ -63,13 +63,13 @@ def train(cfg) -> dict:
         cell = make_cell(cfg.model.cell, cfg.model.n_hidden, task.n_in)
         model = OnlineRNN(
             cell, task.n_out, tc.seeds, tc.streams, cfg.model.spectral_radius, cfg.seed, dtype
-        )
+        ).to(run.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
         noise = torch.Generator().manual_seed(cfg.seed * 7919 + 2)
         estimator = make_estimator(
             tc.estimator, noise, tc.truncation, **OmegaConf.to_container(cfg.uoro)
         )
-        estimator.reset(cell, n_examples, dtype=dtype)
+        estimator.reset(cell, n_examples, dtype=dtype, device=run.device)
         run.track(model=model, optimizer=optimizer, task=task, estimator=estimator)
         start = run.restore()
         seeds_of = model.seed_of_stream
@@ -78,7 +78,7 @@ def train(cfg) -> dict:
         window_loss = torch.zeros(tc.seeds, dtype=torch.float64)
         window_start, tick = time.time(), start
         for step in run.steps(start, tc.steps, desc=f"uoro/{cfg.name}"):
-            inputs, targets = task.next()
+            inputs, targets = (t.to(run.device) for t in task.next())
             theta = model.theta.detach()[seeds_of]  # [N, P], each stream sees its seed's parameters
             h_prev = model.hidden
             h = cell(theta, h_prev, inputs)

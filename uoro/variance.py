@@ -308,9 +308,8 @@ def run_reinforce(
 
 def make_uoro(kind: str, generator: torch.Generator, options, forget: bool = False) -> UORO:
     """A UORO variant for the variance experiment (all streams share the trajectory)."""
-    return make_estimator(
-        kind, generator, shared_trajectory=True, forget=forget, **OmegaConf.to_container(options)
-    )
+    options = {**OmegaConf.to_container(options), "metric_group": 1}
+    return make_estimator(kind, generator, shared_trajectory=True, forget=forget, **options)
 
 
 SAME_COST_VARIANTS = ("uoro_blockwise", "uoro_grad_rho", "uoro_shaped")

@@ -220,3 +220,15 @@ def test_gru_parameter_blocks_cover_the_flat_vector():
     assert cell.n_params == 3 * (16 + 12 + 4)
     slices = list(cell.block_slices().values())
     assert slices[0].start == 0 and slices[-1].stop == cell.n_params
+
+
+def test_shaped_uoro_pooling_statistics_over_streams_stays_unbiased():
+    """metric_group > 1 shares D and G across streams: a different (past-measurable) M, same mean."""
+    problem = tiny_problem(n_hidden=3, n_in=2, steps=5)
+    exact = bptt_gradient(*problem)
+    estimator = make_estimator("uoro_shaped", torch.Generator().manual_seed(6), metric_group=4)
+    estimates = summed_estimates(estimator, *problem, n_streams=20000)
+    z = (estimates.mean(0) - exact) / (estimates.std(0) / 20000**0.5).clamp_min(1e-12)
+    assert z.abs().max() < 5
+    with pytest.raises(ValueError, match="metric_group=3"):
+        make_estimator("uoro_shaped", torch.Generator(), metric_group=3).reset(problem[0], 10)

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
 def variance(tmp_path_factory):
     from uoro.variance import variance_experiment
 
-    cfg = load_config(UoroConfig, "quick", [f"out_dir={tmp_path_factory.mktemp('uoro')}"], CONFIG_DIR)
+    cfg = load_config(
+        UoroConfig, "quick", [f"out_dir={tmp_path_factory.mktemp('uoro')}"], CONFIG_DIR
+    )
     results, _ = variance_experiment(cfg)
     return results
 
@@ -36,7 +38,9 @@ def training(tmp_path_factory):
 
 def test_rtrl_equals_full_bptt_and_tbptt1_does_not(variance):
     assert variance["rtrl/max_abs_diff_to_bptt"] < 1e-8
-    assert variance["tbptt1/relative_diff_to_bptt"] > 1e-3, "control: a truncated gradient is detected"
+    assert variance["tbptt1/relative_diff_to_bptt"] > 1e-3, (
+        "control: a truncated gradient is detected"
+    )
 
 
 def test_uoro_is_unbiased_while_the_tbptt1_estimate_fails_with_1000_streams(variance):
