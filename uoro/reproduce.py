@@ -14,10 +14,7 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from common.config import load_config
-from common.runner import Run
 from uoro.config import CONFIG_DIR, UoroConfig
 
 HEADLINE = [
@@ -48,21 +45,11 @@ PAPER_NUMBERS: dict[str, float | None] = {key: None for key in ISSUE_KEYS}
 
 
 def run_variance(scale: str, overrides: list[str]) -> dict[str, float]:
-    from uoro.plots import variance_plots
-    from uoro.variance import variance_experiment
+    from uoro import variance
 
     cfg = load_config(UoroConfig, scale, overrides, CONFIG_DIR)
     cfg.name = f"{scale}-variance"
-    start = time.time()
-    with Run(cfg, paper="uoro") as run:
-        results, curves = variance_experiment(
-            cfg, log=lambda m: print(f"[variance] {m}", flush=True)
-        )
-        results["wall_clock_s"] = round(time.time() - start, 1)
-        run.write_json("results.json", results)
-        np.savez(run.dir / "curves.npz", **curves)
-        variance_plots(run.plots_dir, results, curves, cfg)
-    return results
+    return variance.run(cfg, log=lambda message: print(f"[variance] {message}", flush=True))
 
 
 def training_runs(scale: str, overrides: list[str]) -> list[tuple[str, list[str]]]:

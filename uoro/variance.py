@@ -479,22 +479,29 @@ def rtrl_vs_bptt(problem: Problem) -> float:
     return float((problem.exact.sum(0) - bptt[0]).abs().max())
 
 
+def run(cfg, log=print) -> dict[str, float]:
+    """The experiment in its own run directory ``<out_dir>/uoro/<name>``: results.json, curves.npz, plots."""
+    from common.runner import Run
+    from uoro.plots import variance_plots
+
+    start = time.time()
+    with Run(cfg, paper="uoro") as run_dir:
+        log(f"run directory: {run_dir.dir}")
+        results, curves = variance_experiment(cfg, log=log)
+        results["wall_clock_s"] = round(time.time() - start, 1)
+        run_dir.write_json("results.json", results)
+        np.savez(run_dir.dir / "curves.npz", **curves)
+        variance_plots(run_dir.plots_dir, results, curves, cfg)
+    return results
+
+
 def main(argv=None) -> dict[str, float]:
     from common.config import parse_args
-    from common.runner import Run
     from uoro.config import CONFIG_DIR, UoroConfig
-    from uoro.plots import variance_plots
 
     cfg = parse_args(UoroConfig, CONFIG_DIR, __doc__, argv, prog="python -m uoro.variance")
     cfg.name = f"{cfg.name}-variance"
-    start = time.time()
-    with Run(cfg, paper="uoro") as run:
-        print(f"run directory: {run.dir}")
-        results, curves = variance_experiment(cfg, log=print)
-        results["wall_clock_s"] = round(time.time() - start, 1)
-        run.write_json("results.json", results)
-        np.savez(run.dir / "curves.npz", **curves)
-        variance_plots(run.plots_dir, results, curves, cfg)
+    results = run(cfg)
     for key in sorted(results):
         print(f"{key}: {results[key]:.4g}")
     return results
