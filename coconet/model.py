@@ -98,9 +98,8 @@ class Coconet(nn.Module):
             nn.BatchNorm2d(c_out, eps=1e-7, momentum=bn_momentum) for _, c_out, _ in shapes
         )
         for conv, norm in zip(self.convs, self.norms):
-            nn.init.kaiming_normal_(
-                conv.weight, nonlinearity="relu"
-            )  # He-normal, std sqrt(2/fan_in)
+            # He-normal, std sqrt(2 / fan_in)
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
             nn.init.constant_(norm.weight, 0.1)  # BN gamma 0.1: residual branches start small
             nn.init.zeros_(norm.bias)
 
@@ -118,9 +117,8 @@ class Coconet(nn.Module):
             raise ValueError(
                 f"known must be [batch, voices, time] = {tuple(roll.shape[:3])}, got {tuple(known.shape)}"
             )
-        known = known.to(roll.dtype).unsqueeze(
-            -1
-        )  # one flag per (voice, time), broadcast over pitch
+        # One flag per (voice, time), broadcast over pitch.
+        known = known.to(roll.dtype).unsqueeze(-1)
         x = torch.cat([roll * known, known.expand_as(roll)], dim=1)  # [B, 2I, T, P]
         last = len(self.convs) - 1
         skip = None

@@ -97,7 +97,8 @@ def check_table(quick: dict | None) -> str:
     lines = ["| issue check (quick run) | measured | threshold | pass |", "|---|---|---|---|"]
     for what, measure, threshold, passes in CHECKS:
         value = measure(quick)
-        lines.append(f"| {what} | {value:.3f} | {threshold} | {'yes' if passes(value) else 'NO'} |")
+        shown = f"{value:.0f}" if what.endswith("(s)") else f"{value:.3f}"
+        lines.append(f"| {what} | {shown} | {threshold} | {'yes' if passes(value) else 'NO'} |")
     return "\n".join(lines)
 
 
