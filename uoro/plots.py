@@ -122,9 +122,10 @@ def variance_plots(plots_dir: Path | str, results: dict, curves: dict, cfg) -> l
             plots_dir / "nmse_reduction.png",
             labels,
             means,
-            [0.0] * len(means),
+            None,
             ylabel="NMSE(UORO) / NMSE(variant)",
             title="same-cost variance reductions by radius (ours)",
+            reference={"no change": 1.0},
         )
     )
     return paths
