@@ -123,8 +123,10 @@ def make_step_function(height: int, width: int, observations: bool, obs_dtype) -
         new_cells = torch.take(move_table, player_cells * 4 + actions)  # [B, 2]
         took_0 = new_cells[:, 0] == coin_cell
         took_1 = new_cells[:, 1] == coin_cell
-        # Rewards and pickup counts of the 8 cases (who took it x owner), see outcome_table.
-        outcome = torch.index_select(outcomes, 0, took_0 + 2 * took_1 + 4 * coin_owner)
+        # Rewards and pickup counts of the 8 cases (who took it x owner), see outcome_table;
+        # three lookups keep each result a contiguous [B, 2] tensor.
+        case = took_0 + 2 * took_1 + 4 * coin_owner
+        rewards, own_pickups, other_pickups = (table.index_select(0, case) for table in outcomes)
         taken = took_0 | took_1
         respawn = free_cell_from_draw(new_cells[:, 0], new_cells[:, 1], respawn_draws, num_cells)
         new_coin = torch.where(taken, respawn, coin_cell)
@@ -132,7 +134,6 @@ def make_step_function(height: int, width: int, observations: bool, obs_dtype) -
         obs = None
         if observations:
             obs = observation_from_cells(new_cells, new_coin, new_owner, height, width, obs_dtype)
-        rewards, own_pickups, other_pickups = outcome.unbind(1)
         return new_cells, new_coin, new_owner, rewards, own_pickups, other_pickups, obs
 
     return coin_step
@@ -177,7 +178,7 @@ class CoinGame:
         self.check_actions = check_actions
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.move_table = next_cell_table(self.height, self.width, self.device)
-        self.outcomes = outcome_table(self.device)
+        self.outcomes = [table.contiguous() for table in outcome_table(self.device).unbind(1)]
         self._step_fn = make_step_function(self.height, self.width, observations, obs_dtype)
         if compile:
             self._step_fn = torch.compile(self._step_fn, dynamic=False, fullgraph=True)
