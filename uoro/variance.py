@@ -152,7 +152,7 @@ class ErrorStats:
         self.cum_sum_sq_err = np.zeros((steps, k))
         self.cum_mean_err_sq = np.zeros((steps, k))
         self.cum_ref_sq = np.zeros((steps, k))
-        self._cum_estimates = None
+        self.cumulative_estimates = None  # [R, P] sum_{s<=t} of the estimates so far
         self._cum_exact = None
 
     def add(
@@ -165,17 +165,17 @@ class ErrorStats:
         """``estimates`` [R, P] of ``exact`` [P], the step-t gradient g_t; errors are normalised by
         ``|scale|`` (default ``exact``; a bias measurement passes a zero target and ``scale = g*_t``)."""
         scale = exact if scale is None else scale
-        if self._cum_estimates is None:
-            self._cum_estimates, self._cum_exact = estimates.clone(), exact.clone()
+        if self.cumulative_estimates is None:
+            self.cumulative_estimates, self._cum_exact = estimates.clone(), exact.clone()
             self._cum_scale = scale.clone()
         else:
-            self._cum_estimates += estimates
+            self.cumulative_estimates += estimates
             self._cum_exact += exact
             self._cum_scale += scale
         self._add(t, estimates, exact, scale, self.sum_sq_err, self.mean_err_sq, self.ref_sq)
         self._add(
             t,
-            self._cum_estimates,
+            self.cumulative_estimates,
             self._cum_exact,
             self._cum_scale,
             self.cum_sum_sq_err,
@@ -222,7 +222,7 @@ class ErrorStats:
 
 
 def run_estimator(
-    problem: Problem, estimator, n_streams: int, group: int = 1, extra_groups: tuple[int, ...] = ()
+    problem: Problem, estimator, n_streams: int, extra_groups: tuple[int, ...] = ()
 ) -> dict[int, ErrorStats]:
     """Run ``estimator`` with ``n_streams`` noise streams on the problem's trajectory.
 
@@ -341,11 +341,11 @@ def variance_experiment(cfg, log=None) -> tuple[dict[str, float], dict[str, np.n
     results["rtrl/max_abs_diff_to_bptt"] = rtrl_vs_bptt(problem)
     exact_total = problem.exact.sum(0)
     for k in vc.truncations:
-        total = _deterministic_total(problem, TBPTT(k))
+        stats = run_estimator(problem, TBPTT(k), 1)[1]
+        total = stats.cumulative_estimates[0]  # sum_t g_t: the truncated gradient of sum_t L_t
         results[f"tbptt{k}/relative_diff_to_bptt"] = float(
             (total - exact_total).norm() / exact_total.norm()
         )
-        stats = run_estimator(problem, TBPTT(k), 1)[1]
         results[f"tbptt{k}/bias"] = stats.summary(window)["bias"]
     say("rtrl and tbptt done")
 
@@ -445,24 +445,6 @@ def headline_keys(results: dict[str, float], vc) -> dict[str, float]:
         results[f"{rf(largest)}_minus_uoro/bias"] / results[f"{rf(smallest)}_minus_uoro/bias"]
     )
     return out
-
-
-def _deterministic_total(problem: Problem, estimator) -> torch.Tensor:
-    cell = problem.cell
-    theta, _, _ = problem.expand(1)
-    estimator.reset(cell, 1, dtype=theta.dtype)
-    total = torch.zeros_like(problem.exact[0])
-    for t in range(problem.steps):
-        g = estimator.step(
-            cell,
-            theta,
-            problem.hidden[t][None],
-            problem.inputs[t][None],
-            problem.hidden[t + 1][None],
-            problem.dloss_dh[t][None],
-        )
-        total = total + g[0]
-    return total
 
 
 def rtrl_vs_bptt(problem: Problem) -> float:
