@@ -1,7 +1,7 @@
 """Coin Game throughput: batched torch env vs the per-env pure-Python reference loop, same process.
 
-    python bench/envs.py              # default sweep, a couple of minutes (torch.compile included)
-    python bench/envs.py --quick      # fewer batch sizes and repeats, no compile, ~30 s
+    python bench/envs.py              # default sweep, under a minute (+ a cold torch.compile)
+    python bench/envs.py --quick      # fewer batch sizes and repeats, no compile, seconds
     python bench/envs.py --threads 2  # only on an idle box: 2 threads on a busy 2-core box collapse
 
 One env-step = both players act once in one environment; the batched env counts B env-steps per call.
@@ -235,6 +235,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=str, default="", help="also write the results JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    bench_start = time.perf_counter()
     batches = [int(b) for b in args.batches.split(",")]
     repeats, budget, do_compile = args.repeats, args.budget, not args.no_compile
     if args.quick:
@@ -305,7 +306,9 @@ def main(argv=None) -> dict:
     compiled = rows.get("batched compiled, obs", {}).get(HEADLINE_BATCH)
     if compiled:
         print(f", compiled/eager = {compiled / batched:.2f}x", end="")
-    print()
+    gru = rows["batched eager + GRU(64) fwd"][HEADLINE_BATCH]
+    print(f", GRU(64) row / env alone = {gru / batched:.3f}", end="")
+    print(f"\nbenchmark wall time {time.perf_counter() - bench_start:.0f} s")
     result = {
         "coin_batched_steps_per_s": round(batched),
         "coin_compiled_steps_per_s": round(compiled) if compiled else None,
