@@ -239,7 +239,7 @@ def main(argv=None) -> dict:
     batches = [int(b) for b in args.batches.split(",")]
     repeats, budget, do_compile = args.repeats, args.budget, not args.no_compile
     if args.quick:
-        batches, repeats, budget, do_compile = [64, HEADLINE_BATCH], 3, 2**17, False
+        batches, repeats, budget, do_compile = [64, HEADLINE_BATCH], 3, min(budget, 2**17), False
     if HEADLINE_BATCH not in batches:
         batches.append(HEADLINE_BATCH)
     print(
