@@ -1,0 +1,151 @@
+"""Entry points of loqa/: config validation, seconds-long smoke runs of train/eval/reproduce, and the
+full configs loading and running a few steps on CPU (with overrides that shrink them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from common.config import ConfigError, load_config
+from loqa import reproduce
+from loqa.eval import evaluate_run, load_agent
+from loqa.train import CONFIG_DIR, LoqaConfig, train, validate
+
+TINY = [
+    "train.iterations=3",
+    "train.batch_size=8",
+    "train.eval_every=2",
+    "train.log_every=1",
+    "progress=false",
+]
+
+
+def tiny_cfg(preset, tmp_path, *extra):
+    return load_config(LoqaConfig, preset, [*TINY, f"out_dir={tmp_path}", *extra], CONFIG_DIR)
+
+
+def test_unknown_and_mistyped_keys_are_one_line_errors_naming_the_key():
+    with pytest.raises(ConfigError, match="loss.shaping_wieght"):
+        load_config(LoqaConfig, "ipd_quick", ["loss.shaping_wieght=0"], CONFIG_DIR)
+    with pytest.raises(ConfigError, match="train.iterations"):
+        load_config(LoqaConfig, "ipd_quick", ["train.iterations=many"], CONFIG_DIR)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("env.game=chess", "env.game"),
+        ("env.epsilon=1.5", "env.epsilon"),
+        ("train.opponents_per_batch=7", "train.opponents_per_batch"),
+        ("loss.temperature=0", "loss.temperature"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_key(override, key):
+    preset = "coin_quick" if "opponents" in override else "ipd_quick"
+    cfg = load_config(LoqaConfig, preset, [override], CONFIG_DIR)
+    with pytest.raises(ConfigError, match=key):
+        validate(cfg)
+
+
+def test_train_cli_rejects_a_bad_key_with_exit_code_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "loqa.train", "nope=1"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "nope" in proc.stderr
+
+
+@pytest.mark.parametrize("preset", ["ipd_quick", "ipd_full", "coin_quick", "coin_full"])
+def test_every_config_trains_a_few_steps_and_evaluates_from_its_run_directory(preset, tmp_path):
+    extra = ["train.opponents_per_batch=4"] if preset.startswith("coin") else []
+    cfg = tiny_cfg(
+        preset,
+        tmp_path,
+        f"name=smoke_{preset}",
+        "eval.league_episodes=4",
+        "train.eval_episodes=4",
+        *extra,
+    )
+    run_dir = train(cfg)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and "losses/grad_norm_opponent" in rows[-1]
+    results = evaluate_run(run_dir)
+    assert "self_play_reward" in results
+    assert (run_dir / "eval.json").is_file()
+
+
+def test_same_seed_gives_identical_runs_and_resume_continues_exactly(tmp_path):
+    a = train(
+        tiny_cfg(
+            "coin_quick",
+            tmp_path,
+            "name=a",
+            "train.opponents_per_batch=4",
+            "train.eval_episodes=4",
+            "train.iterations=4",
+            "checkpoint_every=2",
+        )
+    )
+    b = train(
+        tiny_cfg(
+            "coin_quick",
+            tmp_path,
+            "name=b",
+            "train.opponents_per_batch=4",
+            "train.eval_episodes=4",
+            "train.iterations=2",
+            "checkpoint_every=2",
+        )
+    )
+    b = train(
+        tiny_cfg(
+            "coin_quick",
+            tmp_path,
+            "name=b",
+            "train.opponents_per_batch=4",
+            "train.eval_episodes=4",
+            "train.iterations=4",
+            "checkpoint_every=2",
+            "resume=true",
+        )
+    )
+    _, agent_a = load_agent(a)
+    _, agent_b = load_agent(b)
+    for (name, pa), pb in zip(agent_a.state_dict().items(), agent_b.state_dict().values()):
+        assert torch.equal(pa, pb), f"resumed run differs from the uninterrupted one in {name}"
+
+
+def test_reproduce_smoke_writes_every_issue_key(tmp_path):
+    overrides = [
+        f"out_dir={tmp_path}",
+        "progress=false",
+        "train.iterations=3",
+        "train.batch_size=8",
+        "train.eval_every=2",
+        "n_seeds=2",
+        "coin.train.opponents_per_batch=4",
+        "coin.train.eval_episodes=4",
+        "coin.eval.league_episodes=4",
+    ]
+    results = reproduce.main("quick", overrides)
+    for key in [
+        "ipd/self_play_reward",
+        "ipd/vs_always_defect_reward",
+        "ipd/always_defect_reward",
+        "ipd/p_coop_CC",
+        "ipd/p_coop_CD",
+        "ipd_no_shaping/self_play_reward",
+        "coin/self_play_reward",
+        "coin/self_play_own_coin_fraction",
+        "coin/always_defect_reward",
+        "coin_no_shaping/self_play_own_coin_fraction",
+        "wall_clock_s",
+    ]:
+        assert key in results, f"results.json must have {key}"
+    assert (tmp_path / "loqa" / "quick" / "coin_league_reward.png").is_file()
+    assert (tmp_path / "loqa" / "quick" / "ipd_league.png").is_file()
+    with pytest.raises(ConfigError, match="only"):
+        reproduce.main("quick", ["only=chess"])
