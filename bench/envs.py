@@ -4,14 +4,15 @@
     python bench/envs.py --quick      # fewer batch sizes and repeats, no compile, seconds
     python bench/envs.py --threads 2  # only on an idle box: 2 threads on a busy 2-core box collapse
 
-One env-step = both players act once in one environment; the batched env counts B env-steps per call.
-Rows: eager batched env without / with observations, torch.compile'd env (with observations), the env
-with a 64-unit GRU policy's forward pass for both seats in the loop, and the per-env reference loop (it
-builds observations). A JaxMARL row (a DIFFERENT, two-coin variant; throughput only) is added when jax
-and jaxmarl import. Before timing, a correctness gate replays identical actions and respawn draws through
-the batched env and the reference and requires identical observations, rewards and positions.
-Each cell is the median of `repeats` timed runs of `steps` steps after warm-up. The last line of stdout is
-one JSON object with the numbers at batch 4096 (issue 3).
+One env-step = both players act once in one environment; the batched env counts B env-steps per
+call. Rows: eager batched env without / with observations, torch.compile'd env (with observations),
+the env with a 64-unit GRU policy's forward pass for both seats in the loop, and the per-env
+reference loop (it builds observations). A JaxMARL row (a DIFFERENT, two-coin variant; throughput
+only) is added when jax and jaxmarl import. Before timing, a correctness gate replays identical
+actions and respawn draws through the batched env and the reference and requires identical
+observations, rewards and positions. Each cell is the median of `repeats` timed runs of `steps`
+steps after warm-up. The last line of stdout is one JSON object with the numbers at batch 4096
+(issue 3).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def batched_rate(
 
 class GRUPolicy(nn.Module):
     """GRUCell(36 -> 64) + linear head to 4 logits, both seats as one batch: ~78 kFLOP per env-step,
-    the policy of the calibration in performance.md (LOQA's actor adds a 2-layer encoder in front)."""
+    the calibration's policy in performance.md (LOQA's actor adds a 2-layer encoder in front)."""
 
     def __init__(self, obs_size: int = 36, hidden: int = 64, actions: int = 4):
         super().__init__()
@@ -110,7 +111,7 @@ def gru_rate(batch, *, repeats, budget, seed=0) -> float:
 
 
 def learning_rate(batch, *, repeats, budget, seed=0) -> float:
-    """Rollout with autograd + a REINFORCE loss for both seats + backward + Adam step, per env-step."""
+    """Rollout with autograd, a REINFORCE loss for both seats, backward and an Adam step."""
     steps = steps_for(batch, budget // 16, low=16, high=16)
     env = CoinGame(grid_size=3, episode_length=steps, seed=seed)
     policy = GRUPolicy()
@@ -138,7 +139,7 @@ def learning_rate(batch, *, repeats, budget, seed=0) -> float:
 
 
 def loop_rate(batch, *, repeats, budget, seed=0) -> float:
-    """Per-env reference objects stepped one by one in Python (observations built as nested lists)."""
+    """Per-env reference objects stepped one by one in Python (observations as nested lists)."""
     steps = max(2, min(64, budget // (8 * batch)))
     rng = random.Random(seed)
     draw_high = respawn_draw_range(9)
@@ -156,7 +157,7 @@ def loop_rate(batch, *, repeats, budget, seed=0) -> float:
 
 
 def jaxmarl_rate(batch, *, repeats, budget, seed=0) -> float | None:
-    """JaxMARL's jitted Coin Game (two coins, 5 actions: a different variant), jit(vmap(step)) in scan."""
+    """JaxMARL's Coin Game (two coins, 5 actions: another variant), jit(vmap(step)) in scan."""
     try:
         import jax
         import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Batched torch environments shared by LOQA, BRS, Advantage Alignment and MeVa (see README.md here).
+"""Batched torch environments shared by LOQA, BRS, Advantage Alignment and MeVa (see README.md).
 
 from common.envs import CoinGame, IteratedPrisonersDilemma, NegotiationGame, exact_discounted_return
 """

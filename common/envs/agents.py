@@ -1,7 +1,8 @@
-"""Scripted opponents for the IPD, the Coin Game and the Negotiation Game (environments.md section 6).
+"""Scripted opponents for the IPD, the Coin Game and the Negotiation Game (environments.md 6).
 
-IPD bots are memory-1 probability vectors P(C | start, CC, CD, DC, DD) from the bot's own perspective,
-played with `ipd_act`; Grim Trigger needs more than one step of memory and is a small stateful class.
+IPD bots are memory-1 probability vectors P(C | start, CC, CD, DC, DD) from the bot's own
+perspective, played with `ipd_act`; Grim Trigger needs more than one step of memory and is a small
+stateful class.
 Coin Game bots read the egocentric observation of their own seat, so they play either seat:
 Always-Defect walks to the coin whatever its owner; Always-Cooperate walks to its own coin and steps
 away (maximising toroidal distance) from the other's; ties are broken uniformly at random each step.
@@ -17,7 +18,7 @@ from torch import Tensor
 from common.envs.coin_game import MOVES
 from common.envs.ipd import state_index
 
-# ----------------------------------------------------------------------------------------------- IPD
+# ------------------------------------------------------------------------------------------ IPD
 IPD_ALWAYS_COOPERATE = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0])
 IPD_ALWAYS_DEFECT = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0])
 IPD_TIT_FOR_TAT = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.0])  # copy the opponent's last action
@@ -47,7 +48,7 @@ class IPDGrimTrigger:
         return self.triggered.long()
 
 
-# ----------------------------------------------------------------------------------------- Coin Game
+# ------------------------------------------------------------------------------------ Coin Game
 def _coin_distances_after_moves(obs: Tensor) -> tuple[Tensor, Tensor]:
     """Toroidal L1 distance to the coin after each of the 4 moves [B, 4], and "coin is mine" [B]."""
     if obs.ndim != 4 or obs.shape[1] != 4:
@@ -72,7 +73,7 @@ def _tie_noise(distance: Tensor, generator: torch.Generator | None) -> Tensor:
 
 
 def coin_always_defect(obs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Move to minimise the distance to the coin, whoever owns it. obs [B, 4, H, W] -> actions [B]."""
+    """Move to minimise the distance to the coin, whoever owns it. [B, 4, H, W] -> actions [B]."""
     distance, _ = _coin_distances_after_moves(obs)
     return (distance + _tie_noise(distance, generator)).argmin(dim=1)
 
@@ -89,9 +90,9 @@ def coin_random(obs: Tensor, generator: torch.Generator | None = None) -> Tensor
     return torch.randint(0, 4, (obs.shape[0],), generator=generator, device=obs.device)
 
 
-# --------------------------------------------------------------------------------------- Negotiation
+# ---------------------------------------------------------------------------------- Negotiation
 def negotiation_always_cooperate(obs: Tensor) -> Tensor:
-    """Propose 5 on the items I value at 5 (more than the other does), 0 elsewhere. [B, 15] -> [B, 3]."""
+    """Propose 5 on the items I value at 5 (the other at 1), 0 elsewhere. [B, 15] -> [B, 3]."""
     _check_negotiation_obs(obs)
     own_utilities, other_utilities = obs[:, 3:6], obs[:, 9:12]
     return torch.where(own_utilities > other_utilities, 5.0, 0.0)

@@ -1,32 +1,37 @@
 """The Coin Game as LOLA, POLA, LOQA, BRS and Advantage Alignment ran it, batched in torch.
 
 Rules (environments.md section 3; the LOQA authors' `coin_game.py`):
-- an H x W torus (grid_size x grid_size, 3x3 in every headline result, 3..7 in LOQA's scalability study);
+- an H x W torus (grid_size x grid_size, 3x3 in every headline result, 3..7 in LOQA's scalability
+  study);
 - two players (seat 0 = red, seat 1 = blue) move simultaneously; 4 actions, no stay:
-  0 = left (col - 1), 1 = right (col + 1), 2 = up (row - 1), 3 = down (row + 1), all wrapping around;
-- exactly one coin, with an owner in {0, 1}; at reset the players sit on uniform random cells (they may
-  overlap), the coin on a uniform cell occupied by neither, and the owner is uniform;
+  0 = left (col - 1), 1 = right (col + 1), 2 = up (row - 1), 3 = down (row + 1), all wrapping
+  around;
+- exactly one coin, with an owner in {0, 1}; at reset the players sit on uniform random cells (they
+  may overlap), the coin on a uniform cell occupied by neither, and the owner is uniform;
 - a player takes the coin when its new cell is the coin's cell; both may take it in the same step;
-- every taker gets +1; if the non-owner is among the takers the owner gets -2 (so when both take it at
-  once the owner nets -1: the authors' code, not the "owner not among the takers" reading of AA's text);
-- only after a pickup the coin respawns on a uniform cell occupied by neither player (their new cells)
-  and its owner alternates; otherwise it stays put;
+- every taker gets +1; if the non-owner is among the takers the owner gets -2 (so when both take it
+  at once the owner nets -1: the authors' code, not the "owner not among the takers" reading of AA's
+  text);
+- only after a pickup the coin respawns on a uniform cell occupied by neither player (their new
+  cells) and its owner alternates; otherwise it stays put;
 - fixed episode length (50 in the papers); `done` is True on the step that reaches it.
 
-Observation of seat i: 4 binary planes [my position, other's position, my coin, other's coin] of shape
-H x W (the coin appears in exactly one of the two coin planes). Seat 1 sees seat 0's tensor with channels
-swapped 0<->1 and 2<->3: egocentric in colour, absolute in space, so one network can play either seat.
+Observation of seat i: 4 binary planes [my position, other's position, my coin, other's coin] of
+shape H x W (the coin appears in exactly one of the two coin planes). Seat 1 sees seat 0's tensor
+with channels swapped 0<->1 and 2<->3: egocentric in colour, absolute in space, so one network can
+play either seat.
 
-How this differs from the pax / JaxMARL Coin Game (M-FOS lineage): those have TWO coins on the board at
-once (one per colour), 5 actions including "stay", coins that respawn every pickup uniformly (possibly on a
-player), payoffs set by a matrix parameter and inner/outer episode bookkeeping. Their numbers are not
-comparable with the ones of this variant (environments.md 3.4).
+How this differs from the pax / JaxMARL Coin Game (M-FOS lineage): those have TWO coins on the board
+at once (one per colour), 5 actions including "stay", coins that respawn every pickup uniformly
+(possibly on a player), payoffs set by a matrix parameter and inner/outer episode bookkeeping. Their
+numbers are not comparable with the ones of this variant (environments.md 3.4).
 
-Implementation: cells are flat indices row * W + col; one move is a gather from a precomputed
-[cells x actions] table, rewards and pickup counts are one lookup in a table of the 8 cases (who took
-the coin x its owner) built from the rules above, the respawn cell is the k-th free cell computed
-arithmetically from one integer draw per env, and the observation is one scatter of six ones per env,
-so a step is ~25 tensor ops whatever the batch size (no boolean-to-float conversions, which are slow). The step is a pure function of (state, actions, draws), which torch.compile can fuse
+Implementation: cells are flat indices row * W + col; a move is a gather from a precomputed
+[cells x actions] table; rewards and pickup counts are lookups in a table of the 8 cases (who took
+the coin x its owner) built from the rules above; the respawn cell is the k-th free cell computed
+arithmetically from one integer draw per env; the observation is one scatter of six ones per env. A
+step is ~25 tensor ops whatever the batch size, with no boolean-to-float conversions (slow in eager
+torch). The step is a pure function of (state, actions, draws), which torch.compile can fuse
 (`compile=True`) and which the per-env reference in `reference.py` reproduces exactly.
 """
 
@@ -45,7 +50,7 @@ ACTION_NAMES = ("left", "right", "up", "down")
 
 
 def next_cell_table(height: int, width: int, device: torch.device | str = "cpu") -> Tensor:
-    """[H*W*4] flat table: entry cell*4 + action = the cell reached from `cell` by `action` (torus)."""
+    """[H*W*4] flat table: entry cell*4 + action = the cell that `action` reaches from `cell`."""
     table = []
     for cell in range(height * width):
         row, col = divmod(cell, width)
@@ -55,18 +60,19 @@ def next_cell_table(height: int, width: int, device: torch.device | str = "cpu")
 
 
 def respawn_draw_range(num_cells: int) -> int:
-    """Draws are uniform in [0, (n-1)(n-2)): divisible by both free-cell counts, so `draw % n_free` is
-    exactly uniform whether the two players share a cell (n-1 free cells) or not (n-2)."""
+    """Draws are uniform in [0, (n-1)(n-2)): divisible by both free-cell counts, so
+    `draw % n_free` is exactly uniform whether the players share a cell (n-1 free cells) or not
+    (n-2)."""
     return (num_cells - 1) * (num_cells - 2)
 
 
 def free_cell_from_draw(cell_a: Tensor, cell_b: Tensor, draws: Tensor, num_cells: int) -> Tensor:
-    """The (draw % n_free)-th cell, in increasing order, among those occupied by neither player. [B]"""
+    """The (draw % n_free)-th cell, in increasing order, of those occupied by neither player. [B]"""
     low = torch.minimum(cell_a, cell_b)
     high = torch.maximum(cell_a, cell_b)
     distinct = low != high
     k = draws % (num_cells - 1 - distinct.long())
-    # Skip the occupied cells in increasing order: the k-th free cell is k shifted past each of them.
+    # Skip the occupied cells in increasing order: the k-th free cell is k shifted past each.
     cell = k + (k >= low)
     return cell + ((cell >= high) & distinct)
 
@@ -91,8 +97,8 @@ def observation_from_cells(
 ) -> Tensor:
     """Egocentric planes [B, 2, 4, H, W] of both seats from the flat state.
 
-    Global plane g = 4 * seat + channel; seat 0 has [red, blue, red coin, blue coin], seat 1 the same
-    with channels 0<->1 and 2<->3 swapped. Six ones are written per env with one scatter.
+    Global plane g = 4 * seat + channel; seat 0 has [red, blue, red coin, blue coin], seat 1 the
+    same with channels 0<->1 and 2<->3 swapped. Six ones are written per env with one scatter.
     """
     batch, n = player_cells.shape[0], height * width
     red, blue = player_cells[:, 0], player_cells[:, 1]
@@ -114,7 +120,7 @@ def observation_from_cells(
 
 
 def make_step_function(height: int, width: int, observations: bool, obs_dtype) -> Callable:
-    """The pure step (state, actions, draws) -> (new state, rewards, pickups, obs); see module doc."""
+    """The pure step (state, actions, draws) -> (new state, rewards, pickups, obs); module doc."""
     num_cells = height * width
 
     def coin_step(
@@ -224,7 +230,7 @@ class CoinGame:
     def set_state(
         self, *, player_pos: Tensor, coin_pos: Tensor, coin_owner: Tensor, t: int = 0
     ) -> Tensor:
-        """Start from a hand-built state: player_pos [B, 2, 2], coin_pos [B, 2] (row, col), owner [B]."""
+        """Hand-built start: player_pos [B, 2, 2], coin_pos [B, 2] (row, col), coin_owner [B]."""
         player_pos = torch.as_tensor(player_pos, device=self.device).long()
         coin_pos = torch.as_tensor(coin_pos, device=self.device).long()
         coin_owner = torch.as_tensor(coin_owner, device=self.device).long()
@@ -260,7 +266,7 @@ class CoinGame:
     def step(
         self, actions: Tensor, *, respawn_draws: Tensor | None = None
     ) -> tuple[Tensor | None, Tensor, Tensor, dict]:
-        """Advance every env one step. respawn_draws [B] (tests only) replaces the env's own draws."""
+        """Advance every env one step; respawn_draws [B] (tests only) replace the env's draws."""
         if self.batch_size == 0:
             raise RuntimeError("call reset(batch_size) before step")
         if self.t >= self.episode_length:

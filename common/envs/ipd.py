@@ -1,13 +1,14 @@
 """Sampled Iterated Prisoner's Dilemma with memory-1 observations, batched (environments.md 1.2).
 
-Both players act simultaneously each step: 0 = Cooperate, 1 = Defect. Seat i observes the previous joint
-action from its own perspective as a one-hot 4-vector
+Both players act simultaneously each step: 0 = Cooperate, 1 = Defect. Seat i observes the previous
+joint action from its own perspective as a one-hot 4-vector
 
     [I cooperated, I defected, other cooperated, other defected]      (all zeros at t = 0, "start")
 
-Episodes have a fixed length (50 in the papers' runs); `done` is True on the step that reaches it, and
-stepping a finished episode is an error (call reset). The dynamics are deterministic; `seed` is kept for
-the common environment signature. Any 2x2 game of `matrix_games.GAMES` can be played in place of the PD.
+Episodes have a fixed length (50 in the papers' runs); `done` is True on the step that reaches it,
+and stepping a finished episode is an error (call reset). The dynamics are deterministic; `seed` is
+kept for the common environment signature. Any 2x2 game of `matrix_games.GAMES` can be played in
+place of the PD.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ COOPERATE, DEFECT = 0, 1
 
 
 def state_index(obs: Tensor) -> Tensor:
-    """Memory-1 state of an own-perspective observation [B, 4] -> [B] in 0..4 (start, CC, CD, DC, DD)."""
+    """Memory-1 state of an own-view observation [B, 4] -> [B] in 0..4 (start, CC, CD, DC, DD)."""
     if obs.ndim < 1 or obs.shape[-1] != 4:
         raise ValueError(f"IPD observation must have shape [B, 4], got {tuple(obs.shape)}")
     started = obs[..., 0] + obs[..., 1]  # 1 after the first step, 0 at the start
@@ -32,7 +33,7 @@ def state_index(obs: Tensor) -> Tensor:
 
 
 class IteratedPrisonersDilemma:
-    """Batched memory-1 IPD. reset(B) -> obs [B, 2, 4]; step(actions [B, 2]) -> obs, rewards, done, info."""
+    """Batched memory-1 IPD: reset(B) -> obs [B, 2, 4]; step(actions [B, 2]) -> obs, rewards, ..."""
 
     num_actions = 2
     obs_size = 4

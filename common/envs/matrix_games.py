@@ -1,13 +1,13 @@
 """Repeated 2x2 matrix games in exact, differentiable form (M-FOS / MeVa / LOLA setup).
 
-Each player has a memory-1 policy: five probabilities of cooperating, in the start state and after each
-previous joint action, *from its own perspective* (first letter = my last action):
+Each player has a memory-1 policy: five probabilities of cooperating, in the start state and after
+each previous joint action, *from its own perspective* (first letter = my last action):
 
     p = [P(C | start), P(C | CC), P(C | CD), P(C | DC), P(C | DD)]
 
-Joint actions are ordered [CC, CD, DC, DD] with player 1's action first (environments.md section 1.3).
-For player 2 the global state CD ("player 1 cooperated, player 2 defected") is its own DC, so its CD and
-DC entries are swapped when the chain is built.
+Joint actions are ordered [CC, CD, DC, DD] with player 1's action first (environments.md section
+1.3). For player 2 the global state CD ("player 1 cooperated, player 2 defected") is its own DC, so
+its CD and DC entries are swapped when the chain is built.
 
 The repeated game is a Markov chain over the four joint actions:
 
@@ -15,8 +15,8 @@ The repeated game is a Markov chain over the four joint actions:
     P[s, s'] = P(next joint action = s' | last joint action = s)     (transition matrix)
     V^i     = p0^T (I - gamma P)^{-1} r^i                          (exact discounted return)
 
-Everything is batched over policy pairs (leading dims broadcast) and differentiable twice with autograd,
-so LOLA-style look-ahead can differentiate through an opponent's gradient step.
+Everything is batched over policy pairs (leading dims broadcast) and differentiable twice with
+autograd, so LOLA-style look-ahead can differentiate through an opponent's gradient step.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Payoffs over joint actions [CC, CD, DC, DD] (player 1's action first); environments.md sections 1-2.
+# Payoffs over joint actions [CC, CD, DC, DD] (player 1's action first); environments.md 1-2.
 GAMES: dict[str, tuple[Tensor, Tensor]] = {
     # Prisoner's Dilemma, rewards = minus years in prison (LOLA/POLA/LOQA/AA/M-FOS/MeVa).
     "ipd": (torch.tensor([-1.0, -3.0, 0.0, -2.0]), torch.tensor([-1.0, 0.0, -3.0, -2.0])),
@@ -33,7 +33,7 @@ GAMES: dict[str, tuple[Tensor, Tensor]] = {
     # pax presets (memory-1, iterated).
     "stag_hunt": (torch.tensor([4.0, 1.0, 3.0, 2.0]), torch.tensor([4.0, 3.0, 1.0, 2.0])),
     "chicken_pax": (torch.tensor([0.0, -1.0, 1.0, -2.0]), torch.tensor([0.0, 1.0, -1.0, -2.0])),
-    # M-FOS/MeVa Chicken: ONE-SHOT, C = swerve, D = straight, crash -100. Use one_shot_expected_reward.
+    # M-FOS/MeVa Chicken: ONE-SHOT (one_shot_expected_reward), C = swerve, D = straight, crash -100.
     "chicken_mfos": (
         torch.tensor([0.0, -1.0, 1.0, -100.0]),
         torch.tensor([0.0, 1.0, -1.0, -100.0]),
@@ -97,8 +97,9 @@ def exact_discounted_return(
 ) -> tuple[Tensor, Tensor]:
     """Exact discounted return of two memory-1 policies; (v1 [B], v2 [B]).
 
-    p1, p2: [B, 5] (or [5]; leading dims broadcast) probabilities of cooperating in (start, CC, CD, DC, DD),
-    each from its own perspective. per_step=True returns (1 - gamma) V, the per-step scale of the rewards.
+    p1, p2: [B, 5] (or [5]; leading dims broadcast) probabilities of cooperating in (start, CC, CD,
+    DC, DD), each from its own perspective. per_step=True returns (1 - gamma) V, the per-step scale
+    of the rewards.
     """
     if isinstance(game, str) and game in ONE_SHOT_GAMES:
         raise ValueError(f"{game} is one-shot; use one_shot_expected_reward")
@@ -145,7 +146,7 @@ def average_reward_finite_horizon(
 def one_shot_expected_reward(
     p1: Tensor, p2: Tensor, *, game: str | tuple[Tensor, Tensor] = "chicken_mfos"
 ) -> tuple[Tensor, Tensor]:
-    """Expected reward of a one-shot 2x2 game; p1, p2: [B] probabilities of C (= swerve in Chicken)."""
+    """Expected reward of a one-shot 2x2 game; p1, p2: [B] probabilities of C (Chicken: swerve)."""
     for p, name in ((p1, "p1"), (p2, "p2")):
         if not torch.is_floating_point(p) or not bool(((p >= 0) & (p <= 1)).all()):
             raise ValueError(f"{name} must be a float tensor of probabilities in [0, 1], shape [B]")

@@ -1,7 +1,8 @@
 """Metrics the opponent-shaping papers report (environments.md 3.2; LOQA/AA figures).
 
 - reward per step: mean reward per player per time step;
-- own-coin fraction: pickups of one's own coins / all of one's pickups (1.0 = cooperative, ~0.5 greedy);
+- own-coin fraction: pickups of one's own coins / all of one's pickups (1.0 = cooperative, ~0.5
+  greedy);
 - pickups per step; cooperation probabilities of a memory-1 IPD policy per state.
 """
 
@@ -23,7 +24,7 @@ def reward_per_step(rewards: Tensor) -> Tensor:
 
 
 def own_coin_fraction(own_pickups: Tensor, other_pickups: Tensor) -> float:
-    """sum(own) / (sum(own) + sum(other)) over all entries given (slice a player first for one seat).
+    """sum(own) / (sum(own) + sum(other)) over all entries given (slice a player for one seat).
 
     NaN-safe: returns float("nan") when there were no pickups at all, instead of dividing by zero or
     reporting 0 (which would read as "fully greedy").
@@ -44,7 +45,7 @@ def pickups_per_step(own_pickups: Tensor, other_pickups: Tensor) -> Tensor:
 
 
 def coin_game_summary(rewards: Tensor, own_pickups: Tensor, other_pickups: Tensor) -> dict:
-    """Flat dict of the usual Coin Game statistics from [B, T, 2] episode tensors (seat 0, seat 1)."""
+    """Flat dict of the usual Coin Game statistics from [B, T, 2] episode tensors (per seat)."""
     per_step = reward_per_step(rewards)
     pickups = pickups_per_step(own_pickups, other_pickups)
     summary = {}
@@ -61,7 +62,7 @@ def coin_game_summary(rewards: Tensor, own_pickups: Tensor, other_pickups: Tenso
 
 
 def cooperation_probabilities(p: Tensor) -> dict:
-    """P(C) per memory-1 state: p [5] -> {"start", "CC", "CD", "DC", "DD"} floats ([B, 5] -> tensors [B])."""
+    """P(C) per memory-1 state: p [5] -> {"start", "CC", "CD", "DC", "DD"} (floats; [B, 5]: [B])."""
     if p.shape[-1] != 5:
         raise ValueError(f"p must have shape [5] or [B, 5], got {tuple(p.shape)}")
     p = p.detach()

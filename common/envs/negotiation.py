@@ -1,20 +1,20 @@
 """The Negotiation Game of Advantage Alignment (continuous proposals), batched (environments.md 4).
 
-A social-dilemma version of Cao et al.'s negotiation game with public values and one-shot simultaneous
-proposals. Every step is a complete round:
+A social-dilemma version of Cao et al.'s negotiation game with public values and one-shot
+simultaneous proposals. Every step is a complete round:
 - the pool holds 1 unit of each of 3 item types;
-- per item, player 0 values it at 5 or 1 (fair coin) and player 1 at 6 minus that, so exactly one of them
-  values each item highly; utilities are drawn afresh every round and are public;
+- per item, player 0 values it at 5 or 1 (fair coin) and player 1 at 6 minus that, so exactly one of
+  them values each item highly; utilities are drawn afresh every round and are public;
 - each player proposes p^i in [0, 5]^3 (how much of each item it demands);
-- "divide_when_above": player i gets the fraction p^i / max(p^0 + p^1, 5) of each item, so demands summing
-  below 5 waste the rest and demands above 5 are scaled down proportionally;
+- "divide_when_above": player i gets the fraction p^i / max(p^0 + p^1, 5) of each item, so demands
+  summing below 5 waste the rest and demands above 5 are scaled down proportionally;
 - reward r^i = sum_items fraction^i * pool * u^i / 15 (u_max * n_items), in [0, 1].
-Reference levels (derived): both demand everything ("Always-Defect") -> 0.30 each in expectation; both
-take only their own high-value items ("Always-Cooperate") -> 0.50 each.
+Reference levels (derived): both demand everything ("Always-Defect") -> 0.30 each in expectation;
+both take only their own high-value items ("Always-Cooperate") -> 0.50 each.
 
 Observation of seat i (15 values, "raw" mode divided by 10): item pool (3), own utilities (3), own
-previous proposal (3), other's utilities (3), other's previous proposal (3). The utilities shown are the
-ones of the round about to be played; previous proposals are zeros in the first round.
+previous proposal (3), other's utilities (3), other's previous proposal (3). The utilities shown are
+the ones of the round about to be played; previous proposals are zeros in the first round.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class NegotiationGame:
         return self.observation()
 
     def observation(self) -> Tensor:
-        """[B, 2, 15]: per seat pool, own u, own last proposal, other's u, other's last proposal, / 10."""
+        """[B, 2, 15]: per seat pool, own u, own last proposal, other's u and proposal, / 10."""
         pool = self.item_pool.unsqueeze(1).expand(-1, 2, -1)
         other_utilities = self.utilities.flip(1)
         other_proposals = self.previous_proposals.flip(1)
@@ -75,7 +75,7 @@ class NegotiationGame:
     def step(
         self, proposals: Tensor, *, utility_draws: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor, dict]:
-        """Play one round. utility_draws [B, 3] bool (tests only) sets the next round's utilities."""
+        """Play one round; utility_draws [B, 3] bool (tests only) set the next round's utilities."""
         if self.batch_size == 0:
             raise RuntimeError("call reset(batch_size) before step")
         if self.t >= self.episode_length:

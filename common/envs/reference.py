@@ -1,9 +1,10 @@
 """Plain, unbatched, obviously-correct pure-Python versions of the sampled environments.
 
-They are the test oracles of the batched torch environments (hypothesis drives both with the same actions
-and random draws and requires identical results) and the per-env baseline loop of `bench/envs.py`.
-They are written straight from the rules in environments.md, with (row, col) tuples and lists and no
-shared code with the batched versions, except the documented meaning of one random draw.
+They are the test oracles of the batched torch environments (hypothesis drives both with the same
+actions and random draws and requires identical results) and the per-env baseline loop of
+`bench/envs.py`. They are written straight from the rules in environments.md, with (row, col) tuples
+and lists and no shared code with the batched versions, except the documented meaning of one
+random draw.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ IPD_PAYOFFS = {(0, 0): (-1.0, -1.0), (0, 1): (-3.0, 0.0), (1, 0): (0.0, -3.0), (
 
 
 class ReferenceIPD:
-    """One IPD episode. Observations are lists [I cooperated, I defected, other cooperated, other defected]."""
+    """One IPD episode; obs: lists [I cooperated, I defected, other cooperated, other defected]."""
 
     def __init__(self, episode_length: int = 50, payoffs: dict | None = None):
         self.episode_length = episode_length
@@ -40,8 +41,9 @@ class ReferenceIPD:
 class ReferenceCoinGame:
     """One Coin Game on a height x width torus; positions are (row, col) tuples.
 
-    The only randomness is the respawn: `respawn_draw` (an int) picks the (draw % n_free)-th cell, in
-    row-major order, among the cells occupied by neither player -- the same meaning as in the batched env.
+    The only randomness is the respawn: `respawn_draw` (an int) picks the (draw % n_free)-th cell,
+    in row-major order, among the cells occupied by neither player -- the same meaning as in the
+    batched env.
     """
 
     def __init__(self, height: int = 3, width: int = 3, episode_length: int = 50):
@@ -106,9 +108,9 @@ class ReferenceCoinGame:
 
 
 class ReferenceNegotiation:
-    """One Negotiation Game (environments.md 4): 3 items, 1 unit each, public utilities 5/1 per item.
+    """One Negotiation Game (environments.md 4): 3 items, 1 unit each, utilities 5/1 per item.
 
-    `first_values_high[j]` (bool) says whether player 0 values item j at 5 (then player 1 values it at 1).
+    `first_values_high[j]` (bool) says whether player 0 values item j at 5 (player 1 then at 1).
     """
 
     num_items = 3
@@ -143,7 +145,7 @@ class ReferenceNegotiation:
         return self.observation(), rewards, self.t >= self.episode_length, info
 
     def observation(self):
-        """Per seat, divided by 10: pool, own utilities, own last proposal, other's utilities, other's."""
+        """Per seat, / 10: pool, own utilities, own last proposal, other's utilities, other's."""
         obs = []
         for seat in (0, 1):
             other = 1 - seat

@@ -1,4 +1,4 @@
-"""Smoke test of bench/envs.py: it runs, passes its correctness gate and ends with the issue's JSON line."""
+"""Smoke test of bench/envs.py: it runs, passes its correctness gate, ends with the JSON line."""
 
 import json
 import subprocess

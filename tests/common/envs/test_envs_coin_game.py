@@ -1,11 +1,11 @@
 """Coin Game, LOLA/POLA/LOQA variant (environments.md 3).
 
-Semantics: 3x3..7x7 torus, 4 moves (0 left, 1 right, 2 up, 3 down), one coin with an owner; every taker
-gets +1 and the owner gets -2 whenever the other player took its coin (also when both took it); after a
-pickup the coin respawns on a cell free of both players and its owner alternates, otherwise it stays.
-Seat i's observation is [my pos, other's pos, my coin, other's coin]; seat 1 sees seat 0's planes with
-channels 0<->1 and 2<->3 swapped. The batched env must equal the per-env pure-Python reference on any
-actions and respawn draws.
+Semantics: 3x3..7x7 torus, 4 moves (0 left, 1 right, 2 up, 3 down), one coin with an owner; every
+taker gets +1 and the owner gets -2 whenever the other player took its coin (also when both took
+it); after a pickup the coin respawns on a cell free of both players and its owner alternates,
+otherwise it stays. Seat i's observation is [my pos, other's pos, my coin, other's coin]; seat 1
+sees seat 0's planes with channels 0<->1 and 2<->3 swapped. The batched env must equal the per-env
+pure-Python reference on any actions and respawn draws.
 """
 
 import pytest
@@ -35,7 +35,7 @@ def _step(env, a0, a1):
     return env.step(torch.tensor([[a0, a1]]))
 
 
-# --------------------------------------------------------------------- equivalence with the reference
+# ---------------------------------------------------------------- equivalence with the reference
 @st.composite
 def coin_episodes(draw):
     """A grid, a batch of valid start states, and a sequence of joint actions and respawn draws."""
@@ -148,7 +148,7 @@ def test_respawn_draws_pick_every_free_cell_equally_often():
 
 # ------------------------------------------------------------------------------ properties
 def test_random_play_keeps_the_invariants():
-    """One coin, never on a player, owner flips iff taken, coins taken = respawns, reward bookkeeping."""
+    """One coin, never on a player, owner flips iff taken, taken = respawns, reward bookkeeping."""
     env = CoinGame(grid_size=4, episode_length=60, seed=1)
     gen = torch.Generator().manual_seed(2)
     obs = env.reset(256)
@@ -252,7 +252,7 @@ def _play(bot0, bot1, *, batch=512, steps=50, size=3, seed=0):
 
 
 def test_always_cooperate_pair_reaches_the_spec_reward_and_own_coin_fraction():
-    """Spec (authors' league): AC vs AC 0.347 per step each, own-coin 1.000; 512 x 50 = 25.6k steps."""
+    """Spec (authors' league): AC vs AC 0.347 per step each, own-coin 1.0; 512 x 50 steps."""
     s = _play(coin_always_cooperate, coin_always_cooperate)
     assert (
         abs(s["reward_per_step_0"] - 0.347) < 0.02 and abs(s["reward_per_step_1"] - 0.347) < 0.02

@@ -1,8 +1,9 @@
 """Sampled memory-1 IPD (environments.md 1.2).
 
 Semantics: actions 0 = C, 1 = D; seat i observes [I cooperated, I defected, other cooperated, other
-defected] of the previous step (zeros at t = 0); done is True exactly on step `episode_length`, and a
-finished episode must be reset. The batched env must equal the per-env reference on any action sequence.
+defected] of the previous step (zeros at t = 0); done is True exactly on step `episode_length`, and
+a finished episode must be reset. The batched env must equal the per-env reference on any action
+sequence.
 """
 
 import pytest

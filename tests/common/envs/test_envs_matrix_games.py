@@ -1,9 +1,9 @@
 """Exact, differentiable repeated matrix games (environments.md 1.3 and 2).
 
 Semantics under test: p = P(C | start, CC, CD, DC, DD) from each player's own perspective; the exact
-discounted return V^i = p0^T (I - gamma P)^{-1} r^i, reported per step as (1 - gamma) V^i; it must equal
-the analytic values of the spec, a brute-force power series, and a Monte-Carlo estimate from the
-sampled IPD environment within its standard error.
+discounted return V^i = p0^T (I - gamma P)^{-1} r^i, reported per step as (1 - gamma) V^i; it must
+equal the analytic values of the spec, a brute-force power series, and a Monte-Carlo estimate from
+the sampled IPD environment within its standard error.
 """
 
 import pytest

@@ -1,8 +1,9 @@
 """Negotiation Game of Advantage Alignment (environments.md 4).
 
-Semantics: 3 items, 1 unit each; per item one player values it at 5 and the other at 1, drawn afresh each
-round; proposals in [0, 5]^3; player i gets p^i / max(p^0 + p^1, 5) of each item; reward = value / 15.
-Always-Defect pairs (demand 5 everywhere) earn 0.30 each in expectation, Always-Cooperate pairs 0.50.
+Semantics: 3 items, 1 unit each; per item one player values it at 5 and the other at 1, drawn afresh
+each round; proposals in [0, 5]^3; player i gets p^i / max(p^0 + p^1, 5) of each item; reward =
+value / 15. Always-Defect pairs (demand 5 everywhere) earn 0.30 each in expectation,
+Always-Cooperate pairs 0.50.
 """
 
 import itertools

@@ -1,8 +1,8 @@
 """Slow checks of the Coin Game's speed options (`make test-slow`).
 
-The compiled step must give exactly the eager step's results, and a loose regression floor guards the
-batched env's throughput against the per-env loop measured in the same process (performance.md 4.7;
-real numbers come from `python bench/envs.py`, not from tests).
+The compiled step must give exactly the eager step's results, and a loose regression floor guards
+the batched env's throughput against the per-env loop measured in the same process (performance.md
+4.7; real numbers come from `python bench/envs.py`, not from tests).
 """
 
 import time
