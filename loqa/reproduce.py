@@ -323,3 +323,83 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
         results[f"{game}/wall_clock_s"] = round(time.time() - game_start, 1)
     results["wall_clock_s"] = round(time.time() - start, 1)
     return results
+
+
+# Rows of the README table: (results key, setting, metric, the command that measures it).
+TABLE_ROWS = [
+    ("ipd/self_play_reward", "IPD, LOQA self-play", "reward / step (exact, eps 0)", "make loqa"),
+    ("ipd/self_play_reward_min_seed", "IPD, LOQA self-play", "worst seed", "make loqa"),
+    ("ipd/vs_always_defect_reward", "IPD, LOQA vs AD", "LOQA's reward / step", "make loqa"),
+    ("ipd/always_defect_reward", "IPD, LOQA vs AD", "AD's reward / step", "make loqa"),
+    ("ipd/p_coop_start", "IPD, LOQA", "P(C \\| start)", "make loqa"),
+    ("ipd/p_coop_CC", "IPD, LOQA", "P(C \\| CC)", "make loqa"),
+    ("ipd/p_coop_CD", "IPD, LOQA", "P(C \\| CD)", "make loqa"),
+    ("ipd/p_coop_DC", "IPD, LOQA", "P(C \\| DC)", "make loqa"),
+    ("ipd/p_coop_DD", "IPD, LOQA", "P(C \\| DD)", "make loqa"),
+    ("ipd_no_shaping/self_play_reward", "IPD, control w = 0", "reward / step", "make loqa"),
+    ("coin/self_play_reward", "Coin 3x3, LOQA self-play", "reward / step", "make loqa"),
+    (
+        "coin/self_play_own_coin_fraction",
+        "Coin 3x3, LOQA self-play",
+        "own-coin fraction",
+        "make loqa",
+    ),
+    ("coin/cross_seed_reward", "Coin 3x3, LOQA cross-seed", "reward / step", "make loqa"),
+    (
+        "coin/cross_seed_own_coin_fraction",
+        "Coin 3x3, LOQA cross-seed",
+        "own-coin fraction",
+        "make loqa",
+    ),
+    ("coin/vs_always_defect_reward", "Coin 3x3, LOQA vs AD", "LOQA's reward / step", "make loqa"),
+    ("coin/always_defect_reward", "Coin 3x3, LOQA vs AD", "AD's reward / step", "make loqa"),
+    (
+        "coin/vs_always_cooperate_reward",
+        "Coin 3x3, LOQA vs AC",
+        "LOQA's reward / step",
+        "make loqa",
+    ),
+    ("coin/always_cooperate_reward", "Coin 3x3, LOQA vs AC", "AC's reward / step", "make loqa"),
+    ("coin/vs_random_reward", "Coin 3x3, LOQA vs Random", "LOQA's reward / step", "make loqa"),
+    ("coin_no_shaping/self_play_reward", "Coin 3x3, control w = 0", "reward / step", "make loqa"),
+    (
+        "coin_no_shaping/self_play_own_coin_fraction",
+        "Coin 3x3, control w = 0",
+        "own-coin fraction",
+        "make loqa",
+    ),
+    ("ipd/wall_clock_s", "IPD, 6 runs + eval", "wall clock (s)", "make loqa"),
+    ("coin/wall_clock_s", "Coin, 4 runs + league", "wall clock (s)", "make loqa"),
+]
+
+
+def results_table(quick: dict | None, full: dict | None) -> str:
+    """The README results table, generated from the results JSONs (never typed by hand)."""
+
+    def fmt(results, key):
+        if results is None or key not in results:
+            return "not run yet"
+        return f"{results[key]:.3f}"
+
+    lines = [
+        "| setting | metric | paper | ours (quick, CPU) | ours (full) | command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, setting, metric, command in TABLE_ROWS:
+        paper = PAPER_NUMBERS.get(key)
+        paper_txt = "—" if paper is None else f"{paper:.3f}"
+        full_cmd = command if full is None else f"{command} / {command}-full"
+        lines.append(
+            f"| {setting} | {metric} | {paper_txt} | {fmt(quick, key)} | {fmt(full, key)} | "
+            f"`{full_cmd}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # python -m loqa.reproduce: print the README table from runs/loqa/{quick,full}/results.json.
+    def _load(scale):
+        path = Path("runs") / "loqa" / scale / "results.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    print(results_table(_load("quick"), _load("full")), end="")
