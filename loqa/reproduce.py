@@ -311,6 +311,7 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
     )
     out = out_dir / "loqa" / scale
     out.mkdir(parents=True, exist_ok=True)
+    (out / "paper_numbers.json").write_text(json.dumps(PAPER_NUMBERS, indent=2) + "\n")
     results: dict[str, float] = {}
     for game in games:
         game_start = time.time()

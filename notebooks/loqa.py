@@ -20,11 +20,11 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from loqa.reproduce import PAPER_NUMBERS
-
 ROOT = Path.cwd()
 while not (ROOT / "pyproject.toml").exists() and ROOT.parent != ROOT:
     ROOT = ROOT.parent
+# The paper's values per results key, written by loqa/reproduce.py (PAPER_NUMBERS).
+PAPER_NUMBERS = json.loads((ROOT / "results" / "loqa" / "paper_numbers.json").read_text())
 
 
 def load(scale):
@@ -35,7 +35,8 @@ def load(scale):
         if path.is_file():
             print(f"{scale}: {path.relative_to(ROOT)}")
             return json.loads(path.read_text()), path.parent
-    print(f"{scale}: no results yet (run `make loqa`{'-full' if scale == 'full' else ''})")
+    target = "loqa-full" if scale == "full" else "loqa"
+    print(f"{scale}: no results yet (run `make {target}`)")
     return None, None
 
 
