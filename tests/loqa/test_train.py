@@ -149,3 +149,14 @@ def test_reproduce_smoke_writes_every_issue_key(tmp_path):
     assert (tmp_path / "loqa" / "quick" / "ipd_league.png").is_file()
     with pytest.raises(ConfigError, match="only"):
         reproduce.main("quick", ["only=chess"])
+
+
+def test_full_scale_sweep_job_names_its_run_after_game_variant_and_seed(tmp_path):
+    """`make loqa-full` runs reproduce.train_job through common.sweep, one job per seed."""
+    results = reproduce.train_job(
+        ["game=ipd", "variant=no_shaping", "seed=43", *TINY, f"out_dir={tmp_path}"]
+    )
+    run_dir = tmp_path / "loqa" / "full" / "ipd" / "no_shaping_seed43"
+    assert (run_dir / "eval.json").is_file() and "self_play_reward" in results
+    cfg, _ = load_agent(run_dir)
+    assert cfg.loss.shaping_weight == 0.0 and cfg.train.batch_size == 8
