@@ -14,3 +14,11 @@ def in_tmp_dir(tmp_path, monkeypatch):
     """Run the test with the working directory in a fresh temporary folder (runs/ lands there)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def _default_dtype_float32():
+    """Every test starts from torch's float32 default, whatever another module set while collected."""
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(torch.float32)

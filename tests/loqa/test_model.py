@@ -24,7 +24,6 @@ from loqa.model import (
     opponent_log_prob,
 )
 
-torch.set_default_dtype(torch.float64)
 B, T, A = 3, 6, 2
 GAMMA, LAM = 0.9, 0.8
 
