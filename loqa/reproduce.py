@@ -370,7 +370,7 @@ TABLE_ROWS = [
         "make loqa",
     ),
     ("ipd/wall_clock_s", "IPD, 6 runs + eval", "wall clock (s)", "make loqa"),
-    ("coin/wall_clock_s", "Coin, 4 runs + league", "wall clock (s)", "make loqa"),
+    ("coin/wall_clock_s", "Coin, 2 runs + league", "wall clock (s)", "make loqa"),
 ]
 
 
