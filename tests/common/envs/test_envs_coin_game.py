@@ -296,12 +296,15 @@ def test_bad_actions_raise_one_line_errors_naming_shape_and_range():
         env.step(torch.full((4, 2), 4))
     with pytest.raises(ValueError, match=r"\[0, 3\]"):
         env.step(torch.full((4, 2), -1))
+    assert env.t == 0, "a rejected step changes nothing"
     with pytest.raises(ValueError, match="integer"):
         env.step(torch.zeros(4, 2))
     with pytest.raises(ValueError, match="coin must not lie"):
         env.set_state(player_pos=[[[0, 0], [1, 1]]], coin_pos=[[1, 1]], coin_owner=[0])
     with pytest.raises(ValueError, match="grid_size"):
         CoinGame(grid_size=1)
+    with pytest.raises(ValueError, match="compile must be"):
+        CoinGame(compile="yes")
 
 
 def test_done_fires_on_the_last_step_and_stepping_after_it_is_an_error():

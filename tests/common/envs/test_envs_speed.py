@@ -20,17 +20,40 @@ def _one_thread():
 
 
 @pytest.mark.slow
-def test_compiled_coin_game_equals_the_eager_one():
-    compiled, eager = CoinGame(compile=True, seed=3), CoinGame(seed=3)
+@pytest.mark.parametrize("grid_size", [3, 5])  # 3: observations looked up; 5: scattered
+def test_compiled_coin_game_equals_the_eager_one(grid_size):
+    compiled = CoinGame(grid_size=grid_size, compile=True, seed=3)
+    eager = CoinGame(grid_size=grid_size, seed=3)
     gen = torch.Generator().manual_seed(0)
-    obs_c, obs_e = compiled.reset(256), eager.reset(256)
-    assert torch.equal(obs_c, obs_e), "same seed -> same start"
-    for _ in range(50):
-        actions = torch.randint(0, 4, (256, 2), generator=gen)
-        obs_c, rewards_c, _, info_c = compiled.step(actions)
-        obs_e, rewards_e, _, info_e = eager.step(actions)
-        assert torch.equal(obs_c, obs_e) and torch.equal(rewards_c, rewards_e)
-        assert torch.equal(info_c["other_coin_pickups"], info_e["other_coin_pickups"])
+    for batch in (256, 7):  # a new batch size compiles a new graph
+        obs_c, obs_e = compiled.reset(batch), eager.reset(batch)
+        assert torch.equal(obs_c, obs_e), "same seed -> same start"
+        for t in range(50):
+            actions = torch.randint(0, 4, (batch, 2), generator=gen)
+            # Every 5th step with explicit draws of any size (the tests' path), else the env's own.
+            draws = torch.randint(0, 10**6, (batch,), generator=gen) if t % 5 == 0 else None
+            obs_c, rewards_c, done_c, info_c = compiled.step(actions, respawn_draws=draws)
+            obs_e, rewards_e, done_e, info_e = eager.step(actions, respawn_draws=draws)
+            assert torch.equal(obs_c, obs_e) and torch.equal(rewards_c, rewards_e)
+            assert torch.equal(done_c, done_e)
+            for key in ("own_coin_pickups", "other_coin_pickups"):
+                assert torch.equal(info_c[key], info_e[key])
+            assert torch.equal(compiled.player_cells, eager.player_cells)
+            assert torch.equal(compiled.coin_cell, eager.coin_cell)
+
+
+@pytest.mark.slow
+def test_compiled_coin_game_rejects_bad_actions_and_keeps_its_state():
+    env = CoinGame(compile=True, observations=False)
+    env.reset(16)
+    before = (env.player_cells.clone(), env.coin_cell.clone(), env.coin_owner.clone(), env.t)
+    for bad in (torch.full((16, 2), 4), torch.full((16, 2), -1)):
+        with pytest.raises(ValueError, match=r"\[0, 3\]"):
+            env.step(bad)
+    after = (env.player_cells, env.coin_cell, env.coin_owner, env.t)
+    assert all(torch.equal(x, y) for x, y in zip(before[:3], after[:3])) and before[3] == after[3]
+    obs, rewards, _, _ = env.step(torch.zeros(16, 2, dtype=torch.int32))  # any integer dtype
+    assert obs is None and rewards.shape == (16, 2)
 
 
 @pytest.mark.slow
