@@ -50,7 +50,12 @@ class Network(nn.Module):
         return None
 
     def own_params(self) -> Params:
-        return dict(self.named_parameters())
+        # Cached: walking the module tree costs ~35 us, once per time step in a rollout. The
+        # Parameter objects stay the same through optimiser steps, load_state_dict and .to().
+        cached = self.__dict__.get("_own_params")
+        if cached is None:
+            cached = self.__dict__["_own_params"] = dict(self.named_parameters())
+        return cached
 
     def sequence(self, x: Tensor, params: Params | None = None) -> Tensor:
         """x [(K,) N, T, D] -> out [(K,) N, T, out]; the carry starts at zero and follows the sequence."""
@@ -144,6 +149,38 @@ class PolaGRU(Network):
         candidate = torch.tanh(xn + reset * hn)
         carry = (1 - update) * candidate + update * carry
         return linear(carry, p["head.weight"], p["head.bias"]), carry
+
+    def sequence(self, x: Tensor, params: Params | None = None) -> Tensor:
+        """forward() over whole sequences, x [(K,) N, T, D] -> out [(K,) N, T, out], zero carry.
+
+        The layers that do not see the carry (pre-layers, input gates, head) run once on all T
+        steps; only the hidden-gate product and the gate arithmetic stay in the time loop (2x
+        faster training at the quick Coin Game's batch 128, same equations as forward()).
+        """
+        p = self.own_params() if params is None else params
+        lead, steps = x.shape[:-2], x.shape[-2]
+
+        def all_steps(layer: str, inputs: Tensor) -> Tensor:  # time folded into the batch
+            flat = inputs.reshape(*lead[:-1], lead[-1] * steps, inputs.shape[-1])
+            out = linear(flat, p[f"{layer}.weight"], p[f"{layer}.bias"])
+            return out.reshape(*lead, steps, out.shape[-1])
+
+        x = torch.relu(all_steps("pre.0", x))
+        if len(self.pre) == 2:
+            x = all_steps("pre.1", x)
+        # unbind, not x[..., t, :]: the backward of T slices would write T full-size gradients.
+        input_gates = [gates.unbind(-2) for gates in all_steps("input_gates", x).chunk(3, -1)]
+        hidden_weight, hidden_bias = p["hidden_gates.weight"], p["hidden_gates.bias"]
+        carry = self.initial_carry(tuple(lead)).to(x)
+        carries = []
+        for xr, xz, xn in zip(*input_gates):
+            hr, hz, hn = linear(carry, hidden_weight, hidden_bias).chunk(3, -1)
+            reset = torch.sigmoid(xr + hr)
+            update = torch.sigmoid(xz + hz)
+            candidate = torch.tanh(xn + reset * hn)
+            carry = (1 - update) * candidate + update * carry
+            carries.append(carry)
+        return all_steps("head", torch.stack(carries, dim=-2))
 
 
 class LoqaAgent(nn.Module):

@@ -5,14 +5,17 @@ then evaluate them in leagues and write the flat results dict (runs/loqa/<scale>
     python -m common.reproduce loqa quick only=ipd ipd.train.iterations=300
     python -m common.reproduce loqa full                      # the paper's configs, 10 seeds via common.sweep
 
-Overrides: `ipd.<key>=v` / `coin.<key>=v` go to one game's configs, `only=ipd|coin` picks a game, any
-other `key=v` goes to both. The control is the same config with loss.shaping_weight=0.
+Overrides: `ipd.<key>=v` / `coin.<key>=v` go to one game's configs, `only=ipd|coin` picks a game,
+`workers=N` trains N quick runs at once (default: one per core), any other `key=v` goes to both. The control is the same config with loss.shaping_weight=0.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +69,22 @@ HEADLINE = [
 ]
 
 
-def split_overrides(overrides: list[str]) -> tuple[dict[str, list[str]], tuple[str, ...]]:
-    """Route `ipd.k=v` / `coin.k=v` / `k=v` overrides to the games; `only=` picks the games."""
+def default_workers() -> int:
+    """Quick runs at once: one per available core (each run uses one torch thread)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def split_overrides(
+    overrides: list[str],
+) -> tuple[dict[str, list[str]], tuple[str, ...], int]:
+    """Route `ipd.k=v` / `coin.k=v` / `k=v` overrides to the games; `only=` picks the games and
+    `workers=` how many quick runs train at once (default: one per core)."""
     per_game: dict[str, list[str]] = {g: [] for g in GAMES}
     games = GAMES
+    workers = default_workers()
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
@@ -78,12 +93,16 @@ def split_overrides(overrides: list[str]) -> tuple[dict[str, list[str]], tuple[s
             if value not in GAMES:
                 raise ConfigError(f"only={value}: expected one of {', '.join(GAMES)}")
             games = (value,)
+        elif key == "workers":
+            if not value.isdigit() or int(value) < 1:
+                raise ConfigError(f"workers={value}: expected a whole number >= 1")
+            workers = int(value)
         elif key.split(".")[0] in GAMES:
             per_game[key.split(".")[0]].append(item.split(".", 1)[1])
         else:
             for game in GAMES:
                 per_game[game].append(item)
-    return per_game, games
+    return per_game, games, workers
 
 
 def seed_configs(game: str, scale: str, variant: str, overrides: list[str]) -> list:
@@ -121,12 +140,31 @@ def train_job(overrides: list[str]) -> dict[str, float]:
     return evaluate_run(train(cfg))
 
 
+def train_in_processes(configs: list, workers: int) -> None:
+    """Quick runs, `workers` at a time, each in its own process with its config's torch threads
+    (one): on 2 cores the LOQA run and its control train side by side. Every run is seeded by its
+    config, so the results equal a sequential run's."""
+    if workers <= 1 or len(configs) == 1:
+        for cfg in configs:
+            train(cfg)
+        return
+    for cfg in configs:
+        cfg.progress = False  # two processes' bars would overwrite each other
+        print(f"training {cfg.name} ({len(configs)} runs, {workers} at a time)", flush=True)
+    context = multiprocessing.get_context("spawn")  # a forked torch can deadlock
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for cfg, run_dir in zip(configs, pool.map(train, configs)):
+            print(f"trained {cfg.name}: {run_dir}", flush=True)
+
+
 def train_all(
-    scale: str, per_game: dict[str, list[str]], games
+    scale: str, per_game: dict[str, list[str]], games, workers: int = 1
 ) -> dict[tuple[str, str], list[Path]]:
-    """Train every game x variant x seed (full scale: through common.sweep); returns run dirs."""
+    """Train every game x variant x seed (full scale: through common.sweep; quick: `workers`
+    processes); returns run dirs."""
     run_dirs: dict[tuple[str, str], list[Path]] = {}
     for game in games:
+        quick_configs = []
         for variant in VARIANTS:
             configs = seed_configs(game, scale, variant, per_game[game])
             if scale == "full":
@@ -141,9 +179,9 @@ def train_all(
                 )
                 run_sweep(sweep)
             else:
-                for cfg in configs:
-                    train(cfg)
+                quick_configs += configs
             run_dirs[(game, variant)] = [Path(c.out_dir) / "loqa" / c.name for c in configs]
+        train_in_processes(quick_configs, workers)
     return run_dirs
 
 
@@ -305,7 +343,7 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
     if scale not in ("quick", "full"):
         raise ConfigError(f"scale must be quick or full, got {scale!r}")
     start = time.time()
-    per_game, games = split_overrides(list(overrides))
+    per_game, games, workers = split_overrides(list(overrides))
     out_dir = Path(
         load_config(LoqaConfig, f"{games[0]}_{scale}", per_game[games[0]], CONFIG_DIR).out_dir
     )
@@ -315,7 +353,7 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
     results: dict[str, float] = {}
     for game in games:
         game_start = time.time()
-        run_dirs = train_all(scale, per_game, (game,))
+        run_dirs = train_all(scale, per_game, (game,), workers)
         if game == "ipd":
             results.update(ipd_results(run_dirs, out))
         else:

@@ -276,3 +276,20 @@ def test_agent_buffer_is_fifo_and_round_trips_through_its_state_dict():
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     with pytest.raises(ValueError, match="empty"):
         AgentBuffer(3).sample(1)
+
+
+@pytest.mark.parametrize("pre_layers", [1, 2])
+def test_pola_gru_sequence_equals_stepping_forward(pre_layers):
+    """The hoisted whole-sequence pass computes exactly what forward() does step by step."""
+    torch.manual_seed(1)
+    gru = PolaGRU(5, 8, 4, pre_layers=pre_layers)
+    x = torch.randn(3, 6, 7, 5)  # [K, N, T, D] with stacked parameters of 3 nets
+    stacked = {k: torch.stack([v, 2 * v, -v]) for k, v in gru.named_parameters()}
+    for inputs, params in ((x[0], None), (x, stacked)):
+        carry, stepped = None, []
+        for t in range(inputs.shape[-2]):
+            out, carry = gru(inputs[..., t, :], carry, params)
+            stepped.append(out)
+        torch.testing.assert_close(gru.sequence(inputs, params), torch.stack(stepped, -2))
+    gru.head.bias.data += 1.0  # in place, as an optimiser step: the cached params follow
+    torch.testing.assert_close(gru.own_params()["head.bias"], gru.head.bias)

@@ -149,6 +149,19 @@ def test_reproduce_smoke_writes_every_issue_key(tmp_path):
     assert (tmp_path / "loqa" / "quick" / "ipd_league.png").is_file()
     with pytest.raises(ConfigError, match="only"):
         reproduce.main("quick", ["only=chess"])
+    with pytest.raises(ConfigError, match="workers"):
+        reproduce.main("quick", ["workers=0"])
+
+
+def test_quick_runs_in_two_processes_equal_the_sequential_ones(tmp_path):
+    """`make loqa` trains the LOQA run and its control side by side; seeding makes that invisible."""
+    common = ["only=ipd", "progress=false", "train.iterations=4", "train.eval_every=2", "n_seeds=1"]
+    sequential = reproduce.main("quick", [*common, "workers=1", f"out_dir={tmp_path / 'seq'}"])
+    parallel = reproduce.main("quick", [*common, "workers=2", f"out_dir={tmp_path / 'par'}"])
+    timings = {k for k in sequential if k.endswith("wall_clock_s")}
+    assert {k: v for k, v in sequential.items() if k not in timings} == {
+        k: v for k, v in parallel.items() if k not in timings
+    }
 
 
 def test_full_scale_sweep_job_names_its_run_after_game_variant_and_seed(tmp_path):
