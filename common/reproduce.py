@@ -8,7 +8,8 @@
 A paper package takes part by providing ``<paper>/reproduce.py`` with
 ``main(scale, overrides) -> dict`` (the flat results ``{"<setting>/<metric>": number}``),
 ``PAPER_NUMBERS`` (the paper's value per results key, ``None`` where the paper gives none) and
-``HEADLINE`` (the keys shown in the summary). The results land in ``runs/<paper>/<scale>/results.json``.
+``HEADLINE`` (the keys shown in the summary). The results land in ``runs/<paper>/<scale>/results.json``
+(``<out_dir>/...`` with an ``out_dir=`` override).
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ def run_paper(paper: str, scale: str, overrides: list[str]) -> int:
     start = time.time()
     results = dict(module.main(scale, overrides))
     results.setdefault("wall_clock_s", round(time.time() - start, 1))
-    path = write_results(paper, scale, results)
+    # An out_dir= override moves the paper's runs; its results.json goes with them.
+    out_dirs = [item.split("=", 1)[1] for item in overrides if item.startswith("out_dir=")]
+    path = write_results(paper, scale, results, out_dirs[-1] if out_dirs else "runs")
     print(f"\n{paper} ({scale}) results -> {path}")
     paper_numbers = getattr(module, "PAPER_NUMBERS", {})
     print(f"| key | paper | ours ({scale}) |\n|---|---|---|")

@@ -473,6 +473,21 @@ _ARRAY_FIELDS = [f for f in ChoraleDataset.__dataclass_fields__ if f != "meta"]
 _MEMORY: dict[tuple[str, int], ChoraleDataset] = {}
 
 
+def atomic_savez(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """np.savez_compressed(arrays + JSON meta) to `path` so that readers see the old file or the
+    whole new one: a temporary file in the same directory, renamed over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays, meta=np.array(json.dumps(meta)))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache is shared
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def _cache_path(limit: int | None, directory: Path | None) -> Path:
     suffix = f"_first{limit}" if limit is not None else ""
     return (directory or cache_dir()) / f"chorales_v{PREPROCESS_VERSION}{suffix}.npz"
@@ -580,18 +595,8 @@ def build_chorales(limit: int | None = None, directory: Path | None = None) -> C
         "counts": dict(totals),
         "build_seconds": round(time.perf_counter() - started, 1),
     }
-    path = _cache_path(limit, directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        arrays = {name: getattr(data, name) for name in _ARRAY_FIELDS}
-        np.savez_compressed(tmp, **arrays, meta=np.array(json.dumps(data.meta)))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache is shared
-        os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    arrays = {name: getattr(data, name) for name in _ARRAY_FIELDS}
+    atomic_savez(_cache_path(limit, directory), arrays, data.meta)
     return data
 
 

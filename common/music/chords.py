@@ -18,10 +18,8 @@ Labels are memoised per key-relative sonority, and the corpus-wide labels are ca
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ import numpy as np
 from common.music.chorales import (
     ChoraleDataset,
     _cache_path,
+    atomic_savez,
     load_chorale_dataset,
 )
 from common.music.constants import FRAMES_PER_QUARTER, REST
@@ -240,16 +239,7 @@ def _corpus_labels(data: ChoraleDataset, limit, directory) -> dict[str, np.ndarr
         "all_roman": np.array(result["all_roman"]),
         "lower_roman": np.array(result["lower_roman"]),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays, meta=np.array(json.dumps(expected)))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache is shared
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    atomic_savez(path, arrays, expected)
     return arrays
 
 

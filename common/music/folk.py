@@ -13,11 +13,9 @@ tune index % 10 == 0 valid, == 5 test, the rest train.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -25,7 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from common.music.chorales import SPLITS, cache_dir, score_to_voices, split_of_number
+from common.music.chorales import (
+    SPLITS,
+    atomic_savez,
+    cache_dir,
+    score_to_voices,
+    split_of_number,
+)
 from common.music.constants import MusicFileError
 
 FOLK_VERSION = 2  # 2: note onsets stored
@@ -122,17 +126,7 @@ def _build(collection: str, limit: int | None, path: Path) -> FolkMelodies:
         meta={"version": FOLK_VERSION, "collection": collection, "limit": limit},
     )
     data.meta.update(kept=len(rows), skipped=skipped)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        arrays = {f: getattr(data, f) for f in _FIELDS}
-        np.savez_compressed(tmp, **arrays, meta=np.array(json.dumps(data.meta)))
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache is shared
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    atomic_savez(path, {f: getattr(data, f) for f in _FIELDS}, data.meta)
     return data
 
 

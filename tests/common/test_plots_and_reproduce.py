@@ -1,11 +1,12 @@
 """Plot helpers write PNGs; the reproduce driver validates results and tabulates them."""
 
 import json
+import types
 
 import numpy as np
 import pytest
 
-from common import plots
+from common import plots, reproduce
 from common.reproduce import PAPER_NAMES, load_paper, summary_table, write_results
 
 
@@ -45,3 +46,13 @@ def test_summary_lists_every_paper(tmp_path):
 def test_unknown_paper_is_refused():
     with pytest.raises(SystemExit, match="unknown paper 'lqoa'"):
         load_paper("lqoa")
+
+
+def test_run_paper_writes_its_results_under_the_out_dir_override(tmp_path, monkeypatch):
+    paper = types.ModuleType("tiny_paper")
+    paper.main = lambda scale, overrides: {"game/reward": 1.5}
+    paper.PAPER_NUMBERS = {"game/reward": 2.0}
+    monkeypatch.setattr(reproduce, "load_paper", lambda name: paper)
+    assert reproduce.run_paper("loqa", "quick", [f"out_dir={tmp_path}", "seed=1"]) == 0
+    results = json.loads((tmp_path / "loqa" / "quick" / "results.json").read_text())
+    assert results["game/reward"] == 1.5 and "wall_clock_s" in results

@@ -53,12 +53,6 @@ def test_ipd_quick_run_is_under_three_minutes(ipd):
     assert ipd["ipd/wall_clock_s"] < 180
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 5's 0.70 is not reached by a 10-minute CPU run: the quick config ends at about 0.61; "
-    "the same config reaches 0.71 after 2500 iterations (README). strict: a pass here fails the suite, "
-    "so that this mark is removed the day the quick run gets there.",
-)
 def test_coin_loqa_collects_its_own_coins_in_self_play(coin):
     assert coin["coin/self_play_own_coin_fraction"] >= 0.70
 
