@@ -4,6 +4,7 @@
     python -m common.reproduce loqa full                    # what `make loqa-full` runs
     python -m common.reproduce all quick                    # what `make quick` runs
     python -m common.reproduce summary                      # rewrite results/summary.md from runs/
+    python -m common.reproduce publish loqa quick           # copy runs/loqa/quick to results/loqa/
 
 A paper package takes part by providing ``<paper>/reproduce.py`` with
 ``main(scale, overrides) -> dict`` (the flat results ``{"<setting>/<metric>": number}``),
@@ -18,6 +19,7 @@ import argparse
 import importlib
 import json
 import math
+import shutil
 import subprocess
 import sys
 import time
@@ -135,6 +137,26 @@ def write_summary(scale: str = "quick") -> Path:
     return path
 
 
+def publish(
+    paper: str, scale: str, out_dir: Path | str = "runs", dest: Path | str = REPO_ROOT / "results"
+) -> list[Path]:
+    """Copy a finished run's results.json (as <scale>.json) and the plots and tables next to it
+    (the PNG and JSON files of runs/<paper>/<scale>/) to results/<paper>/, the committed copies
+    the README links. Returns the files written."""
+    source = Path(out_dir) / paper / scale
+    if not results_path(paper, scale, out_dir).is_file():
+        raise SystemExit(f"no {results_path(paper, scale, out_dir)}: run `make {paper}` first")
+    target = Path(dest) / paper
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(source.glob("*.png")) + sorted(source.glob("*.json")):
+        name = f"{scale}.json" if path.name == "results.json" else path.name
+        shutil.copyfile(path, target / name)
+        written.append(target / name)
+    print(f"published {len(written)} files of {source} to {target}")
+    return written
+
+
 def run_all(scale: str, overrides: list[str]) -> int:
     """Each paper in its own process, so one failure is reported and the rest still run."""
     failed, missing = [], []
@@ -160,11 +182,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m common.reproduce",
         description="Run a paper's experiments (train + eval) at one scale and write its results JSON.",
     )
-    parser.add_argument("paper", help=f"one of: {', '.join(PAPER_NAMES)}, all, summary")
+    parser.add_argument(
+        "paper", help=f"one of: {', '.join(PAPER_NAMES)}, all, summary, publish <paper>"
+    )
     parser.add_argument("scale", nargs="?", default="quick", choices=SCALES)
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="passed to the paper's main"
     )
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["publish"]:  # publish <paper> [scale]: copy runs/<paper>/<scale> to results/
+        if len(argv) < 2 or argv[1] not in PAPER_NAMES:
+            raise SystemExit(f"usage: publish <paper> [quick|full], paper one of {PAPER_NAMES}")
+        publish(argv[1], argv[2] if len(argv) > 2 else "quick")
+        return 0
     args = parser.parse_args(argv)
     if args.paper == "summary":
         write_summary(args.scale)

@@ -416,8 +416,10 @@ def results_table(quick: dict | None, full: dict | None) -> str:
     """The README results table, generated from the results JSONs (never typed by hand)."""
 
     def fmt(results, key):
-        if results is None or key not in results:
+        if results is None:
             return "not run yet"
+        if key not in results:  # cross-seed pairs need >= 2 seeds (the quick Coin Game has 1)
+            return "n/a (1 seed)" if "cross_seed" in key else "n/a"
         return f"{results[key]:.3f}"
 
     lines = [
@@ -435,10 +437,34 @@ def results_table(quick: dict | None, full: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+README = Path(__file__).with_name("README.md")
+TABLE_BEGIN = "<!-- results table: python -m loqa.reproduce --readme -->"
+TABLE_END = "<!-- end of results table -->"
+
+
+def update_readme(table: str, readme: Path = README) -> None:
+    """Replace the README's results table (between the two markers) with `table`."""
+    text = readme.read_text()
+    if TABLE_BEGIN not in text or TABLE_END not in text:
+        raise SystemExit(f"{readme} lacks the markers {TABLE_BEGIN!r} ... {TABLE_END!r}")
+    head, rest = text.split(TABLE_BEGIN, 1)
+    tail = rest.split(TABLE_END, 1)[1]
+    readme.write_text(f"{head}{TABLE_BEGIN}\n{table}{TABLE_END}{tail}")
+
+
 if __name__ == "__main__":
-    # python -m loqa.reproduce: print the README table from runs/loqa/{quick,full}/results.json.
+    # python -m loqa.reproduce [--readme]: the README table from runs/loqa/{quick,full}/results.json
+    # (printed, or written into the README; `python -m common.reproduce publish loqa` copies the
+    # results and plots to results/loqa/).
+    import sys
+
     def _load(scale):
         path = Path("runs") / "loqa" / scale / "results.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    print(results_table(_load("quick"), _load("full")), end="")
+    table = results_table(_load("quick"), _load("full"))
+    if "--readme" in sys.argv[1:]:
+        update_readme(table)
+        print(f"wrote the results table into {README}")
+    else:
+        print(table, end="")

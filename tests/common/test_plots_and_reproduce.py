@@ -56,3 +56,15 @@ def test_run_paper_writes_its_results_under_the_out_dir_override(tmp_path, monke
     assert reproduce.run_paper("loqa", "quick", [f"out_dir={tmp_path}", "seed=1"]) == 0
     results = json.loads((tmp_path / "loqa" / "quick" / "results.json").read_text())
     assert results["game/reward"] == 1.5 and "wall_clock_s" in results
+
+
+def test_publish_copies_results_and_plots_to_the_results_folder(tmp_path):
+    runs, dest = tmp_path / "runs", tmp_path / "results"
+    write_results("loqa", "quick", {"ipd/reward": -1.0}, out_dir=runs)
+    plots.bar_chart(runs / "loqa" / "quick" / "bars.png", ["x"], [1.0])
+    (runs / "loqa" / "quick" / "ipd" / "seed0").mkdir(parents=True)  # run dirs stay behind
+    written = reproduce.publish("loqa", "quick", out_dir=runs, dest=dest)
+    assert sorted(p.name for p in written) == ["bars.png", "quick.json"]
+    assert json.loads((dest / "loqa" / "quick.json").read_text()) == {"ipd/reward": -1.0}
+    with pytest.raises(SystemExit, match="make uoro"):
+        reproduce.publish("uoro", "quick", out_dir=runs, dest=dest)
