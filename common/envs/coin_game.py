@@ -392,7 +392,9 @@ class CoinGame:
         return self._set(player_cells, coin_cell, coin_owner, t=t)
 
     def _set(self, player_cells: Tensor, coin_cell: Tensor, coin_owner: Tensor, t: int) -> Tensor:
-        self.player_cells, self.coin_cell, self.coin_owner = player_cells, coin_cell, coin_owner
+        # Contiguous, as the compiled step was traced with (a user's strided view would not be).
+        self.player_cells = player_cells.contiguous()
+        self.coin_cell, self.coin_owner = coin_cell.contiguous(), coin_owner.contiguous()
         self.batch_size = player_cells.shape[0]
         self.t = t
         return self.observation()

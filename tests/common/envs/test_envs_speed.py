@@ -43,7 +43,7 @@ def test_compiled_coin_game_equals_the_eager_one(grid_size):
 
 
 @pytest.mark.slow
-def test_compiled_coin_game_rejects_bad_actions_and_keeps_its_state():
+def test_compiled_coin_game_rejects_bad_input_and_takes_any_integer_layout():
     env = CoinGame(compile=True, observations=False)
     env.reset(16)
     before = (env.player_cells.clone(), env.coin_cell.clone(), env.coin_owner.clone(), env.t)
@@ -54,6 +54,13 @@ def test_compiled_coin_game_rejects_bad_actions_and_keeps_its_state():
     assert all(torch.equal(x, y) for x, y in zip(before[:3], after[:3])) and before[3] == after[3]
     obs, rewards, _, _ = env.step(torch.zeros(16, 2, dtype=torch.int32))  # any integer dtype
     assert obs is None and rewards.shape == (16, 2)
+    # A hand-built state from strided views and transposed actions reach the same compiled step.
+    state = torch.tensor([[0, 0, 1, 1, 2, 2, 1]] * 16)
+    env.set_state(
+        player_pos=state[:, :4].view(16, 2, 2), coin_pos=state[:, 4:6], coin_owner=state[:, 6]
+    )
+    _, rewards, _, _ = env.step(torch.ones(2, 16, dtype=torch.long).t())
+    assert rewards.shape == (16, 2)
 
 
 @pytest.mark.slow
