@@ -6,7 +6,8 @@ then evaluate them in leagues and write the flat results dict (runs/loqa/<scale>
     python -m common.reproduce loqa full                      # the paper's configs, 10 seeds via common.sweep
 
 Overrides: `ipd.<key>=v` / `coin.<key>=v` go to one game's configs, `only=ipd|coin` picks a game,
-`workers=N` trains N quick runs at once (default: one per core), any other `key=v` goes to both. The control is the same config with loss.shaping_weight=0.
+`workers=N` trains N quick runs at once (default: one per core), any other `key=v` goes to both.
+The control is the same config with loss.shaping_weight=0.
 """
 
 from __future__ import annotations
