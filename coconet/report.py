@@ -16,6 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from common.reproduce import write_between_markers
+
 PACKAGE = Path(__file__).resolve().parent
 RESULTS_DIR = PACKAGE.parent / "results" / "coconet"
 README = PACKAGE / "README.md"
@@ -145,12 +147,7 @@ def publish(scale: str, run_dir: Path | None = None) -> None:
         if (RESULTS_DIR / f"results_{s}.json").is_file()
         else None
     )
-    text = README.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{README} lacks the {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{START}\n{tables(load('quick'), load('full'))}\n{END}{tail}")
+    write_between_markers(README, START, END, tables(load("quick"), load("full")) + "\n")
     print(f"published {source} -> {RESULTS_DIR}; README tables regenerated")
 
 

@@ -137,6 +137,18 @@ def write_summary(scale: str = "quick") -> Path:
     return path
 
 
+def write_between_markers(path: Path, begin: str, end: str, text: str) -> None:
+    """Replace what stands between the lines `begin` and `end` of `path` (a README's generated
+    table) with `text`, which ends with a newline."""
+    path = Path(path)
+    current = path.read_text()
+    if begin not in current or end not in current:
+        raise SystemExit(f"{path} lacks the markers {begin!r} ... {end!r}")
+    head, rest = current.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    path.write_text(f"{head}{begin}\n{text}{end}{tail}")
+
+
 def publish(
     paper: str, scale: str, out_dir: Path | str = "runs", dest: Path | str = REPO_ROOT / "results"
 ) -> list[Path]:

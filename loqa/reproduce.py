@@ -34,6 +34,7 @@ from common.envs.agents import (
 )
 from common.envs.matrix_games import STATE_NAMES
 from common.plots import bar_chart, heatmap, learning_curves
+from common.reproduce import write_between_markers
 from loqa.eval import load_agent, metric_curve
 from loqa.league import BotPlayer, LearnedPlayer, coin_league, ipd_league
 from loqa.model import ipd_cooperation_probabilities
@@ -443,16 +444,6 @@ TABLE_BEGIN = "<!-- results table: python -m loqa.reproduce --readme -->"
 TABLE_END = "<!-- end of results table -->"
 
 
-def update_readme(table: str, readme: Path = README) -> None:
-    """Replace the README's results table (between the two markers) with `table`."""
-    text = readme.read_text()
-    if TABLE_BEGIN not in text or TABLE_END not in text:
-        raise SystemExit(f"{readme} lacks the markers {TABLE_BEGIN!r} ... {TABLE_END!r}")
-    head, rest = text.split(TABLE_BEGIN, 1)
-    tail = rest.split(TABLE_END, 1)[1]
-    readme.write_text(f"{head}{TABLE_BEGIN}\n{table}{TABLE_END}{tail}")
-
-
 if __name__ == "__main__":
     # python -m loqa.reproduce [--readme]: the README table from runs/loqa/{quick,full}/results.json
     # (printed, or written into the README; `python -m common.reproduce publish loqa` copies the
@@ -465,7 +456,7 @@ if __name__ == "__main__":
 
     table = results_table(_load("quick"), _load("full"))
     if "--readme" in sys.argv[1:]:
-        update_readme(table)
+        write_between_markers(README, TABLE_BEGIN, TABLE_END, table)
         print(f"wrote the results table into {README}")
     else:
         print(table, end="")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from IPython.display import Image, Markdown, display
 
+from coconet.report import PLOTS
+
 ROOT = Path.cwd() if (Path.cwd() / "coconet").is_dir() else Path.cwd().parent
 
 
@@ -101,14 +103,7 @@ if quick:
 # ## Plots (from the quick run)
 
 # %%
-for name in (
-    "learning_curve",
-    "nll_vs_mask_fraction",
-    "sample_nll",
-    "gibbs_nll_vs_steps",
-    "samples",
-    "inpainting",
-):
+for name in PLOTS:
     for folder in (ROOT / "runs/coconet/quick/plots", ROOT / "results/coconet"):
         if (folder / f"{name}.png").is_file():
             display(Markdown(f"**{name}** ({folder.relative_to(ROOT)})"))

@@ -68,3 +68,12 @@ def test_publish_copies_results_and_plots_to_the_results_folder(tmp_path):
     assert json.loads((dest / "loqa" / "quick.json").read_text()) == {"ipd/reward": -1.0}
     with pytest.raises(SystemExit, match="make uoro"):
         reproduce.publish("uoro", "quick", out_dir=runs, dest=dest)
+
+
+def test_write_between_markers_replaces_only_the_generated_part(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- a -->\nold table\n<!-- b -->\nafter\n")
+    reproduce.write_between_markers(readme, "<!-- a -->", "<!-- b -->", "new table\n")
+    assert readme.read_text() == "intro\n<!-- a -->\nnew table\n<!-- b -->\nafter\n"
+    with pytest.raises(SystemExit, match="lacks the markers"):
+        reproduce.write_between_markers(readme, "<!-- x -->", "<!-- b -->", "t\n")
