@@ -33,7 +33,9 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         _check(self.game in GAMES, f"env.game must be one of {GAMES}, got {self.game!r}")
-        _check(self.episode_length >= 1, f"env.episode_length must be >= 1, got {self.episode_length}")
+        _check(
+            self.episode_length >= 1, f"env.episode_length must be >= 1, got {self.episode_length}"
+        )
         _check(self.grid_size >= 3, f"env.grid_size must be >= 3, got {self.grid_size}")
         _check(0.0 <= self.gamma < 1.0, f"env.gamma must be in [0, 1), got {self.gamma}")
 
@@ -52,7 +54,10 @@ class AgentConfig:
     grad_clip: float = 1.0  # Coin Game: gradient-norm clip of the leader, 0 = off (ours)
 
     def __post_init__(self) -> None:
-        _check(self.variant in VARIANTS, f"agent.variant must be one of {VARIANTS}, got {self.variant!r}")
+        _check(
+            self.variant in VARIANTS,
+            f"agent.variant must be one of {VARIANTS}, got {self.variant!r}",
+        )
         _check(self.iterations >= 0, f"agent.iterations must be >= 0, got {self.iterations}")
         _check(self.lr > 0, f"agent.lr must be > 0, got {self.lr}")
         _check(self.hidden >= 1, f"agent.hidden must be >= 1, got {self.hidden}")
@@ -64,18 +69,18 @@ class DetectiveConfig:
     hidden: int = 32  # width of the detective (IPD: MLP 32-32; Coin Game: GRU) (ours)
     lr: float = 3e-3  # Adam learning rate (ours)
     steps_per_agent_step: int = 5  # detective updates per leader update, K_det (ours)
-    warmup_steps: int = 2000  # detective-only updates on random agents before the leader moves (ours)
-    random_agents: int = 64  # IPD: random agents, logits N(0, random_std^2), in every detective batch
-    random_std: float = 3.0  # IPD: wide logits, so that some random agents retaliate (ours, calibrated)
+    warmup_steps: int = 2000  # detective-only updates before the leader moves (ours)
+    random_agents: int = 64  # IPD: random agents N(0, random_std^2) per batch
+    random_std: float = 3.0  # IPD: wide, so some random agents retaliate (ours)
     noise_agents: int = 64  # IPD: copies of the current agent with logit noise (ours)
     noise_std: float = 3.0  # IPD: std of that noise (ours)
     buffer_agents: int = 64  # past agents per detective batch (IPD), replay of past leaders (§3.2)
     buffer_capacity: int = 1000  # past leaders kept (ours)
     buffer_push_every: int = 10  # leader updates between pushes (ours)
-    buffer_fraction: float = 0.5  # Coin Game: share of detective rollouts against a past leader (ours)
+    buffer_fraction: float = 0.5  # Coin: share of detective games vs past leaders
     entropy_beta: float = 0.01  # Coin Game: entropy bonus of the detective (ours)
-    logit_penalty: float = 1e-3  # IPD: L2 on the detective's logits; without it they saturate (ours, calibrated)
-    questions: int = 2  # Coin Game: state-aware questions per step (1 = current state, 2 = + owner flip)
+    logit_penalty: float = 1e-3  # IPD: L2 on the detective's logits (ours, calibrated)
+    questions: int = 2  # Coin: questions per step: 1 = state, 2 = + owner flip
 
     def __post_init__(self) -> None:
         _check(self.hidden >= 1, f"detective.hidden must be >= 1, got {self.hidden}")
@@ -84,11 +89,24 @@ class DetectiveConfig:
             self.steps_per_agent_step >= 1,
             f"detective.steps_per_agent_step must be >= 1, got {self.steps_per_agent_step}",
         )
-        _check(self.warmup_steps >= 0, f"detective.warmup_steps must be >= 0, got {self.warmup_steps}")
-        _check(self.buffer_capacity >= 1, f"detective.buffer_capacity must be >= 1, got {self.buffer_capacity}")
-        _check(self.buffer_push_every >= 1, f"detective.buffer_push_every must be >= 1, got {self.buffer_push_every}")
-        _check(0.0 <= self.buffer_fraction <= 1.0, f"detective.buffer_fraction must be in [0, 1], got {self.buffer_fraction}")
-        _check(self.questions in (1, 2), f"detective.questions must be 1 or 2, got {self.questions}")
+        _check(
+            self.warmup_steps >= 0, f"detective.warmup_steps must be >= 0, got {self.warmup_steps}"
+        )
+        _check(
+            self.buffer_capacity >= 1,
+            f"detective.buffer_capacity must be >= 1, got {self.buffer_capacity}",
+        )
+        _check(
+            self.buffer_push_every >= 1,
+            f"detective.buffer_push_every must be >= 1, got {self.buffer_push_every}",
+        )
+        _check(
+            0.0 <= self.buffer_fraction <= 1.0,
+            f"detective.buffer_fraction must be in [0, 1], got {self.buffer_fraction}",
+        )
+        _check(
+            self.questions in (1, 2), f"detective.questions must be 1 or 2, got {self.questions}"
+        )
 
 
 @dataclass
@@ -97,7 +115,7 @@ class ProbeConfig:
 
     seeds: int = 6  # probe learners, trained at once; results take the worst over them
     iterations: int = 300  # gradient steps of each probe learner
-    lr: float = 1.0  # IPD: plain gradient ascent on the exact value, lr 1 like the naive learners (ours)
+    lr: float = 1.0  # plain gradient ascent on the exact per-step value (ours)
     init_std: float = 1.0  # probe logits start N(0, init_std^2)
 
     def __post_init__(self) -> None:
@@ -114,14 +132,17 @@ class MctsConfig:
     depth: int = 8  # planning horizon in moves (tree + random rollout)
     exploration: float = 1.5  # UCT exploration constant c
     episodes: int = 16  # evaluation episodes, played in parallel (one tree each)
-    rollout: str = "random"  # leaf evaluation: random | greedy (walk to the coin) moves of the planner
-    time_limit_s: float = 300.0  # stop an evaluation match after this long and report the steps played
+    rollout: str = "random"  # leaf evaluation: random | greedy planner moves
+    time_limit_s: float = 300.0  # a match stops here; results cover the steps played
 
     def __post_init__(self) -> None:
         _check(self.simulations >= 1, f"mcts.simulations must be >= 1, got {self.simulations}")
         _check(self.depth >= 1, f"mcts.depth must be >= 1, got {self.depth}")
         _check(self.episodes >= 1, f"mcts.episodes must be >= 1, got {self.episodes}")
-        _check(self.rollout in ("random", "greedy"), f"mcts.rollout must be random or greedy, got {self.rollout!r}")
+        _check(
+            self.rollout in ("random", "greedy"),
+            f"mcts.rollout must be random or greedy, got {self.rollout!r}",
+        )
         _check(self.time_limit_s > 0, f"mcts.time_limit_s must be > 0, got {self.time_limit_s}")
 
 
@@ -129,7 +150,9 @@ class MctsConfig:
 class ReproduceConfig:
     """What `make brs` varies (one preset per game)."""
 
-    variants: list[str] = field(default_factory=lambda: ["brs_sp", "brs", "naive", "brs_sp_no_detective"])
+    variants: list[str] = field(
+        default_factory=lambda: ["brs_sp", "brs", "naive", "brs_sp_no_detective"]
+    )
     n_seeds: int = 3  # training seeds per variant: seed, seed + 1, ...
     eval_episodes: int = 256  # Coin Game: sampled episodes per bot / self-play pairing
 
@@ -137,7 +160,10 @@ class ReproduceConfig:
         bad = [v for v in self.variants if v not in VARIANTS]
         _check(not bad, f"reproduce.variants must be among {VARIANTS}, got {bad}")
         _check(self.n_seeds >= 1, f"reproduce.n_seeds must be >= 1, got {self.n_seeds}")
-        _check(self.eval_episodes >= 1, f"reproduce.eval_episodes must be >= 1, got {self.eval_episodes}")
+        _check(
+            self.eval_episodes >= 1,
+            f"reproduce.eval_episodes must be >= 1, got {self.eval_episodes}",
+        )
 
 
 @dataclass

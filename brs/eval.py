@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from brs.config import BrsConfig
 from brs.mcts import Policy, mcts_match
@@ -33,7 +33,6 @@ from common.envs.agents import coin_always_cooperate, coin_always_defect
 from common.envs.matrix_games import STATE_NAMES
 from common.plots import bar_chart, learning_curves
 from common.runner import CheckpointError, load_checkpoint, load_run_config, read_metrics
-from omegaconf import OmegaConf
 
 
 def load_run(run_dir: Path | str) -> tuple[DictConfig, dict]:
@@ -46,7 +45,9 @@ def load_run(run_dir: Path | str) -> tuple[DictConfig, dict]:
     except CheckpointError:
         raise
     except Exception as err:
-        raise ConfigError(f"cannot read {run_dir / 'config.yaml'}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(
+            f"cannot read {run_dir / 'config.yaml'}: {str(err).splitlines()[0]}"
+        ) from None
     return cfg, load_checkpoint(run_dir)["objects"]
 
 
@@ -54,8 +55,13 @@ def load_run(run_dir: Path | str) -> tuple[DictConfig, dict]:
 def probe_ipd(agent_logits: torch.Tensor, cfg: DictConfig, seed: int = 0) -> dict[str, float]:
     """The agent (logits [5]) against fresh learners trained from scratch: worst and mean over seeds."""
     out = ipd_probe(
-        agent_logits, seeds=cfg.probe.seeds, iterations=cfg.probe.iterations, lr=cfg.probe.lr,
-        init_std=cfg.probe.init_std, gamma=cfg.env.gamma, generator=torch.Generator().manual_seed(10_000 + seed),
+        agent_logits,
+        seeds=cfg.probe.seeds,
+        iterations=cfg.probe.iterations,
+        lr=cfg.probe.lr,
+        init_std=cfg.probe.init_std,
+        gamma=cfg.env.gamma,
+        generator=torch.Generator().manual_seed(10_000 + seed),
     )
     probe_p = ipd_answers(out["probe_logits"]).mean(0)
     return {
@@ -76,10 +82,15 @@ def evaluate_ipd(cfg: DictConfig, objects: dict, plots: Path) -> dict[str, float
         detective.load_state_dict(objects["detective"])
         with torch.no_grad():
             for bot, logits in {**BOT_LOGITS, "agent": theta}.items():
-                results[f"detective_reward_vs_{bot}"] = float(ipd_values(logits, detective(ipd_answers(logits)), cfg.env.gamma)[1])
+                results[f"detective_reward_vs_{bot}"] = float(
+                    ipd_values(logits, detective(ipd_answers(logits)), cfg.env.gamma)[1]
+                )
     bar_chart(
-        plots / "policy.png", list(STATE_NAMES), [results[f"p_coop_{s}"] for s in STATE_NAMES],
-        ylabel="P(cooperate | previous joint action)", title=f"IPD {cfg.agent.variant}: the agent's policy",
+        plots / "policy.png",
+        list(STATE_NAMES),
+        [results[f"p_coop_{s}"] for s in STATE_NAMES],
+        ylabel="P(cooperate | previous joint action)",
+        title=f"IPD {cfg.agent.variant}: the agent's policy",
     )
     return results
 
@@ -89,9 +100,17 @@ def mcts_vs(policy: Policy, cfg: DictConfig, seed: int) -> dict[str, float]:
     """A Coin Game policy (seat 0) against the MCTS planner, with the run's MCTS settings."""
     m = cfg.mcts
     return mcts_match(
-        policy, grid_size=cfg.env.grid_size, episode_length=cfg.env.episode_length, episodes=m.episodes,
-        simulations=m.simulations, depth=m.depth, exploration=m.exploration, gamma=cfg.env.gamma,
-        rollout=m.rollout, time_limit_s=m.time_limit_s, seed=seed,
+        policy,
+        grid_size=cfg.env.grid_size,
+        episode_length=cfg.env.episode_length,
+        episodes=m.episodes,
+        simulations=m.simulations,
+        depth=m.depth,
+        exploration=m.exploration,
+        gamma=cfg.env.gamma,
+        rollout=m.rollout,
+        time_limit_s=m.time_limit_s,
+        seed=seed,
     )
 
 
@@ -99,20 +118,31 @@ def evaluate_coin(cfg: DictConfig, objects: dict, episodes: int) -> dict[str, fl
     agent, _ = build_coin_players(cfg)
     agent.load_state_dict(objects["agent"])
     agent.requires_grad_(False)
-    env, gen = make_coin_env(cfg, 20_000 + cfg.seed), torch.Generator().manual_seed(20_000 + cfg.seed)
+    env, gen = (
+        make_coin_env(cfg, 20_000 + cfg.seed),
+        torch.Generator().manual_seed(20_000 + cfg.seed),
+    )
     results: dict[str, float] = {}
     with torch.no_grad():
-        for name, opponent in (("self_play", agent), ("vs_always_cooperate", coin_always_cooperate), ("vs_always_defect", coin_always_defect)):
+        for name, opponent in (
+            ("self_play", agent),
+            ("vs_always_cooperate", coin_always_cooperate),
+            ("vs_always_defect", coin_always_defect),
+        ):
             stats = summary(play(env, agent, opponent, episodes, gen))
             results[f"{name}_reward"] = stats["agent_reward"]
             results[f"{name}_opponent_reward"] = stats["opponent_reward"]
             results[f"{name}_own_coin_fraction"] = stats["agent_own_coin_fraction"]
     match = mcts_vs(Policy(agent=agent), cfg, 30_000 + cfg.seed)
-    results.update({
-        "agent_reward_vs_mcts": match["agent_reward"], "mcts_reward_vs_agent": match["mcts_reward"],
-        "own_coin_fraction_vs_mcts": match["agent_own_coin_fraction"], "mcts_steps": match["steps"],
-        "mcts_seconds": match["seconds"],
-    })
+    results.update(
+        {
+            "agent_reward_vs_mcts": match["agent_reward"],
+            "mcts_reward_vs_agent": match["mcts_reward"],
+            "own_coin_fraction_vs_mcts": match["agent_own_coin_fraction"],
+            "mcts_steps": match["steps"],
+            "mcts_seconds": match["seconds"],
+        }
+    )
     return results
 
 
@@ -131,7 +161,13 @@ def plot_curves(run_dir: Path, plots: Path) -> None:
     for name, group in groups.items():
         if group:
             curves = {k: np.array([r.get(k, np.nan) for r in rows]) for k in group}
-            learning_curves(plots / f"curves_{name}.png", curves, xlabel="leader iteration", ylabel=name, x=steps)
+            learning_curves(
+                plots / f"curves_{name}.png",
+                curves,
+                xlabel="leader iteration",
+                ylabel=name,
+                x=steps,
+            )
 
 
 def evaluate(run_dir: Path | str, episodes: int = 256) -> dict[str, float]:
@@ -150,9 +186,15 @@ def evaluate(run_dir: Path | str, episodes: int = 256) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m brs.eval", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--run", required=True, help="a run directory written by python -m brs.train")
-    parser.add_argument("--episodes", type=int, default=256, help="Coin Game: sampled episodes per pairing")
+    parser = argparse.ArgumentParser(
+        prog="python -m brs.eval", description=__doc__.strip().splitlines()[0]
+    )
+    parser.add_argument(
+        "--run", required=True, help="a run directory written by python -m brs.train"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=256, help="Coin Game: sampled episodes per pairing"
+    )
     args = parser.parse_args(argv)
     try:
         results = evaluate(args.run, args.episodes)

@@ -65,7 +65,11 @@ class UCTPlanner:
         self.exploration, self.gamma, self.rollout = exploration, gamma, rollout
         self.generator = generator or torch.Generator().manual_seed(0)
         # The planning copy of the game; its own clock never ends an episode (we cap the horizon).
-        self.sim = CoinGame(grid_size=grid_size, episode_length=2**62, seed=int(torch.randint(0, 2**31, (1,), generator=self.generator)))
+        self.sim = CoinGame(
+            grid_size=grid_size,
+            episode_length=2**62,
+            seed=int(torch.randint(0, 2**31, (1,), generator=self.generator)),
+        )
 
     def plan(self, game: CoinGame, carry: Tensor, steps_left: int) -> Tensor:
         """The planner's move [E] in the current state of `game` (the agent's carry [E, H] at the root)."""
@@ -77,13 +81,19 @@ class UCTPlanner:
         rows = torch.arange(batch)
         horizon = min(self.depth, steps_left)
         for _ in range(self.simulations):
-            obs = self.sim.set_state(player_pos=game.player_pos, coin_pos=game.coin_pos, coin_owner=game.coin_owner)
+            obs = self.sim.set_state(
+                player_pos=game.player_pos, coin_pos=game.coin_pos, coin_owner=game.coin_owner
+            )
             agent_carry, node = carry, torch.zeros(batch, dtype=torch.long)
             in_tree = torch.ones(batch, dtype=torch.bool)
             path: list[tuple[Tensor, Tensor, Tensor]] = []
             rewards = []
             for _ in range(horizon):
-                action = torch.where(in_tree, self._select(visits[rows, node], value_sum[rows, node]), self._rollout(obs[:, 1]))
+                action = torch.where(
+                    in_tree,
+                    self._select(visits[rows, node], value_sum[rows, node]),
+                    self._rollout(obs[:, 1]),
+                )
                 agent_action, agent_carry = self.policy.act(obs[:, 0], agent_carry, self.generator)
                 obs, reward, _, _ = self.sim.step(torch.stack([agent_action, action], 1))
                 rewards.append(reward[:, 1])
@@ -102,13 +112,17 @@ class UCTPlanner:
                 ret = reward + self.gamma * ret
                 visits[rows, node_d, action_d] += in_tree_d.float()
                 value_sum[rows, node_d, action_d] += in_tree_d.float() * ret
-        root_visits = visits[:, 0] + 1e-3 * torch.rand(batch, 4, generator=self.generator)  # random ties
+        root_visits = visits[:, 0] + 1e-3 * torch.rand(
+            batch, 4, generator=self.generator
+        )  # random ties
         return root_visits.argmax(-1)
 
     def _select(self, visits: Tensor, value_sum: Tensor) -> Tensor:
         """UCB1: mean + c sqrt(ln N / n); unvisited moves first, ties at random. [E, 4] -> [E]."""
         mean = value_sum / visits.clamp(min=1)
-        bonus = self.exploration * torch.sqrt(torch.log(visits.sum(-1, keepdim=True) + 1) / visits.clamp(min=1))
+        bonus = self.exploration * torch.sqrt(
+            torch.log(visits.sum(-1, keepdim=True) + 1) / visits.clamp(min=1)
+        )
         score = torch.where(visits > 0, mean + bonus, torch.full_like(mean, math.inf))
         return (score + 1e-6 * torch.rand(score.shape, generator=self.generator)).argmax(-1)
 
@@ -140,8 +154,14 @@ def mcts_match(
     generator = torch.Generator().manual_seed(seed)
     game = CoinGame(grid_size=grid_size, episode_length=episode_length, seed=seed)
     planner = UCTPlanner(
-        policy, grid_size, simulations=simulations, depth=depth, exploration=exploration,
-        gamma=gamma, rollout=rollout, generator=generator,
+        policy,
+        grid_size,
+        simulations=simulations,
+        depth=depth,
+        exploration=exploration,
+        gamma=gamma,
+        rollout=rollout,
+        generator=generator,
     )
     obs = game.reset(episodes)
     carry = policy.initial_carry(episodes)

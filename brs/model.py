@@ -38,14 +38,20 @@ class IPDDetective(nn.Module):
     def __init__(self, hidden: int = 32):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(5, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 5)
+            nn.Linear(5, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 5),
         )
 
     def forward(self, answers: Tensor) -> Tensor:
         return self.net(answers)
 
 
-def ipd_values(agent_logits: Tensor, opponent_logits: Tensor, gamma: float) -> tuple[Tensor, Tensor]:
+def ipd_values(
+    agent_logits: Tensor, opponent_logits: Tensor, gamma: float
+) -> tuple[Tensor, Tensor]:
     """Exact per-step discounted values (V_agent, V_opponent) of memory-1 policies [B, 5] (seat 0 = agent)."""
     return exact_return_from_logits(agent_logits, opponent_logits, gamma=gamma)
 
@@ -158,7 +164,9 @@ def actor_critic_loss(
     return policy, value
 
 
-def brs_leader_loss(episode: dict[str, Tensor], gamma: float, detective_weight: float) -> dict[str, Tensor]:
+def brs_leader_loss(
+    episode: dict[str, Tensor], gamma: float, detective_weight: float
+) -> dict[str, Tensor]:
     """§3.2 on an agent-vs-detective episode (rollouts.play, answers kept differentiable in theta).
 
     -mean_t A1_t (log pi_theta(a1_t) + w log pi_phi(a2_t | h_t, C_t(theta))), A1_t = R1_t - V1(h_t), plus the

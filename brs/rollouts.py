@@ -43,11 +43,15 @@ def play(
     detective = opponent if isinstance(opponent, CoinDetective) else None
     op_carry = opponent.initial_carry(batch) if isinstance(opponent, torch.nn.Module) else None
     zeros = torch.zeros(batch)
-    out: dict[str, list[Tensor]] = {k: [] for k in ("logp", "values", "rewards", "entropy", "own", "other")}
+    out: dict[str, list[Tensor]] = {
+        k: [] for k in ("logp", "values", "rewards", "entropy", "own", "other")
+    }
     for _ in range(env.episode_length):
         views = obs.flatten(2)  # [B, 2, 4HW]: each seat's own view
         if self_play:  # one pass of the shared network over both seats
-            logits, values, carries = agent(views.transpose(0, 1).flatten(0, 1), torch.cat([carry, op_carry]))
+            logits, values, carries = agent(
+                views.transpose(0, 1).flatten(0, 1), torch.cat([carry, op_carry])
+            )
             carry, op_carry = carries.chunk(2)
             own_logits, op_logits = logits.chunk(2)
             own_value, op_value = values[:, 1].chunk(2)  # head 1: the self-play value
@@ -57,7 +61,9 @@ def play(
             answers = torch.softmax(logits, -1).view(detective.questions, batch, -1)
             answers = answers.transpose(0, 1).flatten(1)  # [B, Q * 4]
             own_logits, own_value, carry = logits[:batch], values[:batch, 0], carries[:batch]
-            op_logits, op_value, op_carry = detective(torch.cat([views[:, 1], answers], -1), op_carry)
+            op_logits, op_value, op_carry = detective(
+                torch.cat([views[:, 1], answers], -1), op_carry
+            )
             op_value = op_value[:, 0]
         else:
             own_logits, values, carry = agent(views[:, 0], carry)

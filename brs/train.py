@@ -76,7 +76,11 @@ class AgentBuffer:
         return {name: values[index] for name, values in self.storage.items()}
 
     def state_dict(self) -> dict:
-        return {"storage": {k: v[: self.size].clone() for k, v in self.storage.items()}, "size": self.size, "next": self.next}
+        return {
+            "storage": {k: v[: self.size].clone() for k, v in self.storage.items()},
+            "size": self.size,
+            "next": self.next,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.size, self.next = state["size"], state["next"]
@@ -87,14 +91,18 @@ class AgentBuffer:
 
 
 # ----------------------------------------------------------------------------------------------- IPD
-def ipd_detective_batch(cfg: DictConfig, theta: Tensor, buffer: AgentBuffer, gen: torch.Generator, warmup: bool) -> Tensor:
+def ipd_detective_batch(
+    cfg: DictConfig, theta: Tensor, buffer: AgentBuffer, gen: torch.Generator, warmup: bool
+) -> Tensor:
     """Agents [N, 5] the detective best-responds to: D = random agents with wide logits (always), and after
     warm-up the current leader, noisy copies of it and past leaders (§3.1; the mixture is ours)."""
     det = cfg.detective
     agents = [det.random_std * torch.randn(det.random_agents, 5, generator=gen)]
     if not warmup:
         agents.append(theta.detach().view(1, 5))
-        agents.append(theta.detach() + det.noise_std * torch.randn(det.noise_agents, 5, generator=gen))
+        agents.append(
+            theta.detach() + det.noise_std * torch.randn(det.noise_agents, 5, generator=gen)
+        )
         if buffer.size and det.buffer_agents:
             agents.append(buffer.sample(det.buffer_agents, gen)["logits"])
     return torch.cat(agents)
@@ -107,7 +115,14 @@ def train_ipd(cfg: DictConfig, run: Run) -> None:
     agent_opt = torch.optim.Adam(agent.parameters(), lr=cfg.agent.lr)
     detective_opt = torch.optim.Adam(detective.parameters(), lr=cfg.detective.lr)
     buffer = AgentBuffer(cfg.detective.buffer_capacity)
-    run.track(agent=agent, detective=detective, agent_opt=agent_opt, detective_opt=detective_opt, buffer=buffer, generator=gen)
+    run.track(
+        agent=agent,
+        detective=detective,
+        agent_opt=agent_opt,
+        detective_opt=detective_opt,
+        buffer=buffer,
+        generator=gen,
+    )
     start = run.restore()
     gamma, variant = cfg.env.gamma, cfg.agent.variant
     uses_detective = variant in USES_DETECTIVE
@@ -120,7 +135,8 @@ def train_ipd(cfg: DictConfig, run: Run) -> None:
         detective_opt.step()
         return -loss.detach()
 
-    if start == 0 and uses_detective:  # warm the detective up on random agents only (calibrated, README)
+    # Warm the detective up on random agents only (calibrated, README).
+    if start == 0 and uses_detective:
         for _ in range(cfg.detective.warmup_steps):
             detective_step(warmup=True)
 
@@ -129,7 +145,12 @@ def train_ipd(cfg: DictConfig, run: Run) -> None:
             for _ in range(cfg.detective.steps_per_agent_step):
                 detective_return = detective_step(warmup=False)
         terms = ipd_leader_objective(
-            agent.logits, detective, variant, gamma, cfg.agent.detective_weight, cfg.agent.self_play_weight
+            agent.logits,
+            detective,
+            variant,
+            gamma,
+            cfg.agent.detective_weight,
+            cfg.agent.self_play_weight,
         )
         agent_opt.zero_grad()
         (-sum(terms.values())).backward()
@@ -146,10 +167,17 @@ def train_ipd(cfg: DictConfig, run: Run) -> None:
                 if uses_detective:
                     reply = detective(ipd_answers(theta))
                     agent_value, detective_value = ipd_values(theta, reply, gamma)
-                    metrics.update({"detective/agent_reward": agent_value, "detective/detective_reward": detective_value})
+                    metrics.update(
+                        {
+                            "detective/agent_reward": agent_value,
+                            "detective/detective_reward": detective_value,
+                        }
+                    )
                     metrics["detective/batch_objective"] = detective_return
                     for bot, logits in BOT_LOGITS.items():
-                        metrics[f"detective/reward_vs_{bot}"] = ipd_values(logits, detective(ipd_answers(logits)), gamma)[1]
+                        metrics[f"detective/reward_vs_{bot}"] = ipd_values(
+                            logits, detective(ipd_answers(logits)), gamma
+                        )[1]
             run.log(step, metrics)
         run.maybe_checkpoint(step + 1)
     run.save(cfg.agent.iterations)
@@ -170,14 +198,20 @@ def train_coin(cfg: DictConfig, run: Run) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     env = make_coin_env(cfg, cfg.seed)
     agent, detective = build_coin_players(cfg)
-    frozen, _ = build_coin_players(cfg)  # the agent the detective plays: a past or the current leader
+    # The agent the detective plays: a past or the current leader.
+    frozen, _ = build_coin_players(cfg)
     frozen.requires_grad_(False)
     agent_opt = torch.optim.Adam(agent.parameters(), lr=cfg.agent.lr)
     detective_opt = torch.optim.Adam(detective.parameters(), lr=cfg.detective.lr)
     buffer = AgentBuffer(cfg.detective.buffer_capacity)
     run.track(
-        agent=agent, detective=detective, agent_opt=agent_opt, detective_opt=detective_opt,
-        buffer=buffer, generator=gen, env_generator=env.generator,
+        agent=agent,
+        detective=detective,
+        agent_opt=agent_opt,
+        detective_opt=detective_opt,
+        buffer=buffer,
+        generator=gen,
+        env_generator=env.generator,
     )
     start = run.restore()
     gamma, variant, batch = cfg.env.gamma, cfg.agent.variant, cfg.agent.batch_size
@@ -185,14 +219,22 @@ def train_coin(cfg: DictConfig, run: Run) -> None:
 
     def detective_step(use_buffer: bool) -> dict[str, float]:
         """A2C on the detective's own return against a frozen leader (answers are constants, §3.1)."""
-        if use_buffer and buffer.size and torch.rand((), generator=gen) < cfg.detective.buffer_fraction:
+        if (
+            use_buffer
+            and buffer.size
+            and torch.rand((), generator=gen) < cfg.detective.buffer_fraction
+        ):
             frozen.load_state_dict({k: v[0] for k, v in buffer.sample(1, gen).items()})
         else:
             frozen.load_state_dict(agent.state_dict())
         episode = play(env, frozen, detective, batch, gen)
         returns = discounted_returns(episode["rewards"][..., 1], gamma)
         policy, value = actor_critic_loss(
-            episode["logp"][..., 1], episode["values"][..., 1], returns, episode["entropy"][..., 1], cfg.detective.entropy_beta
+            episode["logp"][..., 1],
+            episode["values"][..., 1],
+            returns,
+            episode["entropy"][..., 1],
+            cfg.detective.entropy_beta,
         )
         detective_opt.zero_grad()
         (policy + value).backward()
@@ -210,32 +252,49 @@ def train_coin(cfg: DictConfig, run: Run) -> None:
             for _ in range(cfg.detective.steps_per_agent_step):
                 detective_stats = detective_step(use_buffer=True)
             metrics["detective/train_reward"] = detective_stats["opponent_reward"]
-            episode = play(env, agent, detective, batch, gen)  # answers differentiable in theta (§3.2)
+            # Answers differentiable in theta (§3.2).
+            episode = play(env, agent, detective, batch, gen)
             losses.update(brs_leader_loss(episode, gamma, cfg.agent.detective_weight))
             stats = summary(episode)
-            metrics.update({"vs_detective/agent_reward": stats["agent_reward"], "vs_detective/detective_reward": stats["opponent_reward"]})
+            metrics.update(
+                {
+                    "vs_detective/agent_reward": stats["agent_reward"],
+                    "vs_detective/detective_reward": stats["opponent_reward"],
+                }
+            )
             metrics["vs_detective/agent_own_coin_fraction"] = stats["agent_own_coin_fraction"]
         if variant in USES_SELF_PLAY:
             episode = play(env, agent, agent, batch, gen)
             if variant == "naive":  # each seat maximises its own return only
-                returns = discounted_returns(episode["rewards"].transpose(1, 2), gamma).transpose(1, 2)
-                policy, value = actor_critic_loss(episode["logp"], episode["values"], returns, episode["entropy"], 0.0)
+                returns = discounted_returns(episode["rewards"].transpose(1, 2), gamma).transpose(
+                    1, 2
+                )
+                policy, value = actor_critic_loss(
+                    episode["logp"], episode["values"], returns, episode["entropy"], 0.0
+                )
                 losses.update({"naive": policy, "self_play_value": value})
             else:
                 losses.update(self_play_loss(episode, gamma, cfg.agent.self_play_weight))
             stats = summary(episode)
-            metrics.update({"self_play/reward": stats["agent_reward"], "self_play/own_coin_fraction": stats["agent_own_coin_fraction"]})
+            metrics.update(
+                {
+                    "self_play/reward": stats["agent_reward"],
+                    "self_play/own_coin_fraction": stats["agent_own_coin_fraction"],
+                }
+            )
         entropy = episode["entropy"][..., 0].mean()
         loss = sum(losses.values()) - cfg.agent.entropy_beta * entropy
         agent_opt.zero_grad()
         loss.backward()
         if cfg.agent.grad_clip > 0:
-            metrics["agent/grad_norm"] = float(nn.utils.clip_grad_norm_(agent.parameters(), cfg.agent.grad_clip))
+            metrics["agent/grad_norm"] = float(
+                nn.utils.clip_grad_norm_(agent.parameters(), cfg.agent.grad_clip)
+            )
         agent_opt.step()
         if (step + 1) % cfg.detective.buffer_push_every == 0:
             buffer.push(agent)
         if step % cfg.log_every == 0 or step + 1 == cfg.agent.iterations:
-            metrics.update({f"loss/{k}": float(v) for k, v in losses.items()})
+            metrics.update({f"loss/{k}": float(v.detach()) for k, v in losses.items()})
             metrics["agent/entropy"] = float(entropy)
             run.log(step, metrics)
         run.maybe_checkpoint(step + 1)
@@ -246,7 +305,9 @@ def train(cfg: DictConfig) -> Path:
     """Train one leader (and its detective) as cfg says; returns the run directory."""
     validate(cfg)
     with Run(cfg, paper="brs") as run:
-        print(f"brs: {cfg.env.game} {cfg.agent.variant} seed {cfg.seed} -> {run.dir}", file=sys.stderr)
+        print(
+            f"brs: {cfg.env.game} {cfg.agent.variant} seed {cfg.seed} -> {run.dir}", file=sys.stderr
+        )
         (train_ipd if cfg.env.game == "ipd" else train_coin)(cfg, run)
     return run.dir
 
@@ -255,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     from common.config import ConfigError
     from common.runner import CheckpointError
 
-    cfg = parse_args(BrsConfig, CONFIG_DIR, __doc__, argv, default_preset="ipd_quick", prog="python -m brs.train")
+    cfg = parse_args(
+        BrsConfig, CONFIG_DIR, __doc__, argv, default_preset="ipd_quick", prog="python -m brs.train"
+    )
     try:
         train(cfg)
     except (ConfigError, CheckpointError) as err:
