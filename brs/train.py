@@ -295,7 +295,7 @@ def train_coin(cfg: DictConfig, run: Run) -> None:
             buffer.push(agent)
         if step % cfg.log_every == 0 or step + 1 == cfg.agent.iterations:
             metrics.update({f"loss/{k}": float(v.detach()) for k, v in losses.items()})
-            metrics["agent/entropy"] = float(entropy)
+            metrics["agent/entropy"] = float(entropy.detach())
             run.log(step, metrics)
         run.maybe_checkpoint(step + 1)
     run.save(cfg.agent.iterations)
