@@ -117,6 +117,13 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("loss.gamma must be in [0, 1) and loss.dice_lambda in [0, 1]")
     if cfg.loss.temperature <= 0:
         raise ConfigError(f"loss.temperature must be > 0, got {cfg.loss.temperature}")
+    if cfg.model.actor not in ("tabular", "gru") or cfg.model.critic not in ("mlp", "gru"):
+        raise ConfigError(
+            f"model.actor must be tabular or gru and model.critic mlp or gru, got "
+            f"{cfg.model.actor!r} and {cfg.model.critic!r}"
+        )
+    if cfg.model.actor == "tabular" and cfg.env.game != "ipd":
+        raise ConfigError(f"model.actor=tabular only exists for the IPD, not env.game={cfg.env.game}")
 
 
 @dataclass

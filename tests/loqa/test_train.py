@@ -43,6 +43,7 @@ def test_unknown_and_mistyped_keys_are_one_line_errors_naming_the_key():
         ("env.epsilon=1.5", "env.epsilon"),
         ("train.opponents_per_batch=7", "train.opponents_per_batch"),
         ("loss.temperature=0", "loss.temperature"),
+        ("model.actor=transformer", "model.actor"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(override, key):
