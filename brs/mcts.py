@@ -68,6 +68,7 @@ class UCTPlanner:
         self.sim = CoinGame(
             grid_size=grid_size,
             episode_length=2**62,
+            check_actions=False,
             seed=int(torch.randint(0, 2**31, (1,), generator=self.generator)),
         )
 
@@ -101,8 +102,8 @@ class UCTPlanner:
                 # Expansion: the first unseen child on the path becomes a node; below it we only roll out.
                 child = children[rows, node, action]
                 expand = in_tree & (child < 0)
-                children[rows[expand], node[expand], action[expand]] = size[expand]
                 child = torch.where(expand, size, child)
+                children[rows, node, action] = torch.where(in_tree, child, children[rows, node, action])
                 size = size + expand.long()
                 node = torch.where(in_tree, child, node)
                 in_tree = in_tree & ~expand
