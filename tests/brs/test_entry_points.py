@@ -14,6 +14,7 @@ from brs.config import CONFIG_DIR, BrsConfig, validate
 from brs.eval import evaluate
 from brs.train import train
 from common.config import ConfigError, load_config
+from common.results import reproduce_cli
 from common.runner import load_checkpoint
 
 TINY_IPD = [
@@ -121,31 +122,53 @@ def test_reproduce_writes_every_issue_key(tmp_path):
     assert (tmp_path / "brs" / "quick" / "coin_vs_mcts.png").is_file()
 
 
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=120
+def test_help_exits_0(capsys):
+    from brs import eval as brs_eval
+    from brs import train as brs_train
+
+    for main in (brs_train.main, brs_eval.main):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--help"])
+        assert exit_.value.code == 0
+    assert reproduce_cli("brs", reproduce.main, reproduce.__doc__, argv=["--help"]) == 0
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_bad_input_is_a_one_line_error_with_exit_status_2(tmp_path, capsys):
+    from brs import eval as brs_eval
+    from brs import train as brs_train
+
+    with pytest.raises(SystemExit) as exit_:
+        brs_train.main(["agent.nope=1"])
+    assert exit_.value.code == 2 and "agent.nope" in one_line_error(capsys)
+    assert brs_train.main(["agent.variant=lola", f"out_dir={tmp_path}"]) == 2
+    assert "agent.variant" in one_line_error(capsys)
+    assert brs_eval.main(["--run", str(tmp_path / "missing")]) == 2
+    assert "missing" in one_line_error(capsys)
+    assert (
+        reproduce_cli("brs", reproduce.main, reproduce.__doc__, argv=["quick", "only=chess"]) == 2
     )
+    assert "only=chess" in one_line_error(capsys)
 
 
-@pytest.mark.parametrize("module", ["brs.train", "brs.eval", "brs.reproduce"])
-def test_help_exits_0(module):
-    assert run_cli(module, "--help").returncode == 0
+def test_train_cli_exit_status_is_2_on_a_bad_key():
+    proc = subprocess.run(
+        [sys.executable, "-m", "brs.train", "nope=1"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "nope" in proc.stderr
 
 
-def test_bad_input_is_a_one_line_error_with_exit_status_2(tmp_path):
-    for proc in (
-        run_cli("brs.train", "agent.nope=1"),
-        run_cli("brs.train", "agent.variant=lola", f"out_dir={tmp_path}"),
-        run_cli("brs.eval", "--run", str(tmp_path / "missing")),
-        run_cli("brs.reproduce", "quick", "only=chess"),
-    ):
-        assert proc.returncode == 2, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+def test_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    from brs import eval as brs_eval
 
-
-def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     run_dir = train(cfg("ipd_quick", tmp_path, *TINY_IPD, "name=corrupt"))
     for ckpt in (run_dir / "checkpoints").iterdir():
         ckpt.write_bytes(b"not a checkpoint")
-    proc = run_cli("brs.eval", "--run", str(run_dir))
-    assert proc.returncode == 2 and "checkpoint" in proc.stderr
+    capsys.readouterr()
+    assert brs_eval.main(["--run", str(run_dir)]) == 2
+    assert "checkpoint" in capsys.readouterr().err.strip().splitlines()[-1]
