@@ -103,7 +103,9 @@ class UCTPlanner:
                 child = children[rows, node, action]
                 expand = in_tree & (child < 0)
                 child = torch.where(expand, size, child)
-                children[rows, node, action] = torch.where(in_tree, child, children[rows, node, action])
+                children[rows, node, action] = torch.where(
+                    in_tree, child, children[rows, node, action]
+                )
                 size = size + expand.long()
                 node = torch.where(in_tree, child, node)
                 in_tree = in_tree & ~expand

@@ -28,9 +28,10 @@ while not (ROOT / "pyproject.toml").exists() and ROOT.parent != ROOT:
 # The issue's pass marks (issue 15): key -> (direction, threshold).
 THRESHOLDS = {
     "ipd/brs_sp_reward_vs_best_response": (">=", -1.3),
-    "ipd/always_cooperate_reward_vs_best_response": ("<=", -2.5),
-    "ipd/naive_reward_vs_best_response": ("<=", -1.85),
-    "ipd/brs_sp_no_detective_reward_vs_best_response": ("<=", -2.5),
+    # The controls' marks use the best training seed (the stricter number), as the slow tests do.
+    "ipd/always_cooperate_reward_vs_best_response_best_seed": ("<=", -2.5),
+    "ipd/naive_reward_vs_best_response_best_seed": ("<=", -1.85),
+    "ipd/brs_sp_no_detective_reward_vs_best_response_best_seed": ("<=", -2.5),
     "ipd/detective_reward_vs_always_cooperate": (">=", -0.3),
     "ipd/detective_reward_vs_tit_for_tat": (">=", -1.2),
     "ipd/brs_sp_self_play_reward": (">=", -1.25),

@@ -130,7 +130,9 @@ def test_help_exits_0(capsys):
         with pytest.raises(SystemExit) as exit_:
             main(["--help"])
         assert exit_.value.code == 0
-    assert reproduce_cli("brs", reproduce.main, reproduce.__doc__, argv=["--help"]) == 0
+    with pytest.raises(SystemExit) as exit_:
+        reproduce_cli("brs", reproduce.main, reproduce.__doc__, argv=["--help"])
+    assert exit_.value.code == 0
 
 
 def one_line_error(capsys) -> str:
