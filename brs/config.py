@@ -1,8 +1,8 @@
 """The BRS config schema (Aghajohari et al., "Best Response Shaping", arXiv 2404.06519).
 
 The authors' code is not public, so most values are ours (a reconstruction, see README.md); each comment
-says which part of the paper the setting belongs to. Sections: abstract and §3 (detective, question
-answering, self-play), §4 (IPD and Coin Game experiments, MCTS evaluation).
+names the part of the paper the setting belongs to (method: detective, question answering, self-play;
+experiments: IPD, Coin Game, MCTS evaluation) or says "ours".
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from common.config import BaseConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 GAMES = ("ipd", "coin")
-# brs: leader vs detective only; brs_sp: + cooperative self-play term (§3.3); brs_sp_no_detective: the
+# brs: leader vs detective only; brs_sp: + cooperative self-play term (BRS-SP); brs_sp_no_detective: the
 # self-play term alone (ablation); naive: plain self-play gradient on its own return (control).
 VARIANTS = ("brs", "brs_sp", "brs_sp_no_detective", "naive")
 
@@ -26,10 +26,14 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass
 class EnvConfig:
-    game: str = "ipd"  # ipd (exact, §4.1) | coin (3x3 Coin Game, §4.2)
-    episode_length: int = 50  # T = 50 steps per episode in the Coin Game (§4.2)
-    grid_size: int = 3  # 3x3 Coin Game (§4.2)
-    gamma: float = 0.96  # discount of the exact IPD value and of the sampled returns (§4)
+    game: str = "ipd"  # ipd (exact) | coin (3x3): the paper's two games
+    episode_length: int = (
+        50  # T = 50 steps per episode in the Coin Game (paper: Coin Game experiment)
+    )
+    grid_size: int = 3  # 3x3 Coin Game (paper: Coin Game experiment)
+    gamma: float = (
+        0.96  # discount of the exact IPD value and of the sampled returns (paper: experiments)
+    )
 
     def __post_init__(self) -> None:
         _check(self.game in GAMES, f"env.game must be one of {GAMES}, got {self.game!r}")
@@ -42,14 +46,16 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
-    variant: str = "brs_sp"  # which leader objective (§3.2 BRS, §3.3 BRS-SP; module VARIANTS)
+    variant: str = "brs_sp"  # leader objective: BRS or BRS-SP (paper), or a control
     iterations: int = 1000  # agent (leader) updates (ours: the paper's count is unknown)
     lr: float = 0.03  # Adam learning rate of the leader (ours)
     init_std: float = 1.0  # IPD: logits start N(0, init_std^2) (ours)
-    hidden: int = 32  # Coin Game: GRU width of the leader (ours; POLA-style GRU agents in §4.2)
+    hidden: int = 32  # Coin: GRU width of the leader (ours; POLA-style GRU)
     batch_size: int = 128  # Coin Game: episodes per rollout (ours)
-    detective_weight: float = 1.0  # weight of the return through the detective (§3.2)
-    self_play_weight: float = 1.0  # weight of the cooperative self-play return (§3.3)
+    detective_weight: float = (
+        1.0  # weight of the return through the detective (paper: the BRS update)
+    )
+    self_play_weight: float = 1.0  # weight of the cooperative self-play return (paper: BRS-SP)
     entropy_beta: float = 0.01  # Coin Game: entropy bonus of the leader (ours)
     grad_clip: float = 1.0  # Coin Game: gradient-norm clip of the leader, 0 = off (ours)
 
@@ -74,7 +80,7 @@ class DetectiveConfig:
     random_std: float = 3.0  # IPD: wide, so some random agents retaliate (ours)
     noise_agents: int = 64  # IPD: copies of the current agent with logit noise (ours)
     noise_std: float = 3.0  # IPD: std of that noise (ours)
-    buffer_agents: int = 64  # past agents per detective batch (IPD), replay of past leaders (§3.2)
+    buffer_agents: int = 64  # IPD: past agents per detective batch (paper: replay buffer)
     buffer_capacity: int = 1000  # past leaders kept (ours)
     buffer_push_every: int = 10  # leader updates between pushes (ours)
     buffer_fraction: float = 0.5  # Coin: share of detective games vs past leaders
@@ -111,7 +117,7 @@ class DetectiveConfig:
 
 @dataclass
 class ProbeConfig:
-    """The best-response probe: a fresh learner trained from scratch against the frozen agent (§4)."""
+    """The best-response probe: fresh learners trained from scratch against the frozen agent (ours)."""
 
     seeds: int = 6  # probe learners, trained at once; results take the worst over them
     iterations: int = 300  # gradient steps of each probe learner
@@ -126,7 +132,7 @@ class ProbeConfig:
 
 @dataclass
 class MctsConfig:
-    """The MCTS opponent of the Coin Game evaluation (§4.2): simulations, depth, c are ours."""
+    """The MCTS opponent of the Coin Game evaluation (paper); simulations, depth, c are ours."""
 
     simulations: int = 48  # UCT simulations per move
     depth: int = 8  # planning horizon in moves (tree + random rollout)

@@ -1,4 +1,4 @@
-"""The MCTS opponent of the Coin Game evaluation (§4.2): an approximate best response with a simulator.
+"""The MCTS opponent of the paper's Coin Game evaluation: an approximate best response with a simulator.
 
 The planner sits in seat 1 and plans over its own four moves with UCT. The fixed agent in seat 0 is part
 of the environment: in every simulation its moves are sampled from its policy, its recurrent state carried

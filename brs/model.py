@@ -1,18 +1,19 @@
 """Best Response Shaping (Aghajohari, Cooijmans, Duque, Akatsuka, Courville; arXiv 2404.06519), reconstructed.
 
 The authors' code is not public: everything below the paper's equations is our reconstruction (README.md).
+We could not check the PDF's section numbers, so comments name the part of the paper instead.
 
-    detective (follower, §3.1)   phi* ~ argmax_phi  E_{theta' ~ D} [ J2(pi_theta', pi_phi(. | ., C(theta'))) ]
+    detective (the follower)   phi* ~ argmax_phi  E_{theta' ~ D} [ J2(pi_theta', pi_phi(. | ., C(theta'))) ]
         D = the current leader, past leaders (a replay buffer), and (IPD) perturbed and random agents.
-    conditioning by question answering (§3.1)
+    conditioning by question answering (the detective's input)
         C_t(theta) = answers of pi_theta to questions q_t built from the detective's state s_t:
         IPD:  the five memory-1 questions "P(C | start, CC, CD, DC, DD)?", i.e. C(theta) = sigmoid(theta);
         Coin: the current state and the same state with the coin's owner flipped, each answered by the
               agent's action distribution with its own recurrent state (state-aware QA).
-    BRS leader update (§3.2): differentiate the leader's return through the detective's response
+    BRS leader update: differentiate the leader's return through the detective's response
         grad J1 ~ E[ sum_t A1_t ( grad log pi_theta(a1_t | h_t) + grad log pi_phi(a2_t | h_t, C_t(theta)) ) ]
         (IPD: the exact value V1(theta, phi(C(theta))), differentiated through C(theta) by autograd).
-    BRS-SP (§3.3): + w_sp x the cooperative self-play return J1(theta, theta) + J2(theta, theta), the agent
+    BRS-SP: + w_sp x the cooperative self-play return J1(theta, theta) + J2(theta, theta), the agent
         differentiated in both seats.
 
 Rollouts (Coin Game) are in rollouts.py, the MCTS opponent in mcts.py, the best-response probes in probe.py.
@@ -28,7 +29,7 @@ from common.envs.matrix_games import exact_return_from_logits
 
 # ----------------------------------------------------------------------------------------------- IPD
 def ipd_answers(agent_logits: Tensor) -> Tensor:
-    """QA conditioning in the IPD (§3.1): the agent's answers to the five memory-1 questions, its P(C)."""
+    """QA conditioning in the IPD: the agent's answers to the five memory-1 questions, its P(C)."""
     return torch.sigmoid(agent_logits)
 
 
@@ -59,7 +60,7 @@ def ipd_values(
 def ipd_detective_loss(
     detective: IPDDetective, agents: Tensor, gamma: float, logit_penalty: float = 0.0
 ) -> Tensor:
-    """-E_{theta' ~ D} J2(theta', phi(C(theta'))) (§3.1): the agents are constants here.
+    """-E_{theta' ~ D} J2(theta', phi(C(theta'))) : the agents are constants here.
 
     + logit_penalty x mean(logits^2): exact gradients drive the detective's logits to +-30 within the
     warm-up, where the sigmoid's gradient vanishes and it stops learning (ours, calibrated: with the
@@ -81,8 +82,8 @@ def ipd_leader_objective(
 ) -> dict[str, Tensor]:
     """The leader's objective terms (to be maximised) for a variant of config.VARIANTS; theta [5].
 
-    brs / brs_sp: V1(theta, phi(C(theta))), theta entering the detective's input (§3.2).
-    brs_sp / brs_sp_no_detective: + V1(theta, theta) + V2(theta, theta), both seats differentiated (§3.3).
+    brs / brs_sp: V1(theta, phi(C(theta))), theta entering the detective's input (paper: the BRS update).
+    brs_sp / brs_sp_no_detective: + V1(theta, theta) + V2(theta, theta), both seats differentiated (paper: BRS-SP).
     naive: V1(theta, sg(theta)): gradient ascent on its own return in self-play (the control).
     """
     terms: dict[str, Tensor] = {}
@@ -99,7 +100,7 @@ def ipd_leader_objective(
 
 # ------------------------------------------------------------------------------------------ Coin Game
 class GRUPolicy(nn.Module):
-    """Linear -> ReLU -> GRU cell -> (policy logits, value heads): the POLA-style recurrent agent (§4.2)."""
+    """Linear -> ReLU -> GRU cell -> (policy logits, value heads): a POLA-style recurrent agent."""
 
     def __init__(self, in_dim: int, hidden: int, num_actions: int = 4, value_heads: int = 1):
         super().__init__()
@@ -134,7 +135,7 @@ class CoinDetective(GRUPolicy):
 
 
 def question_states(agent_obs: Tensor, questions: int) -> Tensor:
-    """State-aware questions (§3.1) from the agent's view [B, 4, H, W] -> [questions * B, 4, H, W].
+    """State-aware questions from the agent's view [B, 4, H, W] -> [questions * B, 4, H, W].
 
     q1 = the current state; q2 = the same state with the coin's owner flipped (channels 2 <-> 3):
     "what would you do if this coin were the other's?" (our choice of question; the paper's set is unknown).
@@ -167,7 +168,7 @@ def actor_critic_loss(
 def brs_leader_loss(
     episode: dict[str, Tensor], gamma: float, detective_weight: float
 ) -> dict[str, Tensor]:
-    """§3.2 on an agent-vs-detective episode (rollouts.play, answers kept differentiable in theta).
+    """The BRS update on an agent-vs-detective episode (rollouts.play, answers kept differentiable in theta).
 
     -mean_t A1_t (log pi_theta(a1_t) + w log pi_phi(a2_t | h_t, C_t(theta))), A1_t = R1_t - V1(h_t), plus the
     value loss of the agent's detective head.
@@ -182,7 +183,7 @@ def brs_leader_loss(
 
 
 def self_play_loss(episode: dict[str, Tensor], gamma: float, weight: float) -> dict[str, Tensor]:
-    """§3.3 on a self-play episode: both seats maximise the sum of the two returns (own critic head 1)."""
+    """BRS-SP on a self-play episode: both seats maximise the sum of the two returns (own critic head 1)."""
     total = discounted_returns(episode["rewards"].sum(-1), gamma).unsqueeze(-1)  # [B, T, 1]
     values = episode["values"]  # [B, T, 2]: each seat's self-play head (rollouts.play, self-play)
     advantage = (total - values).detach()

@@ -1,4 +1,4 @@
-"""The best-response probe (§4): fresh learners trained from scratch against a frozen agent.
+"""The best-response probe: fresh learners trained from scratch against a frozen agent.
 
 If the agent cannot be exploited, a learner that only maximises its own return against it ends up
 cooperating; if it can, the learner learns to defect and the agent's return drops. In the IPD the learner

@@ -41,7 +41,7 @@ from common.runner import read_metrics  # noqa: E402
 
 PAPER = "brs"
 _NOTEBOOK = "arXiv 2404.06519; authors' pre-publication league notebook (3x3 Coin Game, T 50), not the final figure"
-_NO_IPD = "arXiv 2404.06519 §4: IPD bars without a value we could read; our threshold in the issue"
+_NO_IPD = "arXiv 2404.06519, IPD experiment: no value we could read; pass mark from the issue"
 PAPER_NUMBERS: dict[str, PaperNumber] = {
     "ipd/brs_sp_reward_vs_best_response": PaperNumber(None, _NO_IPD),
     "ipd/brs_reward_vs_best_response": PaperNumber(None, _NO_IPD),

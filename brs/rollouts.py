@@ -3,7 +3,7 @@
 `play` returns a dict of [B, T, 2] tensors (seat 0, seat 1): log-probabilities of the actions taken,
 value estimates, rewards, entropies, and own/other coin pickups. Gradients flow wherever the players'
 parameters require them: in the leader's BRS step the detective's log-probs depend on theta through the
-answers (§3.1); in the detective's step the leader runs under no_grad, so its answers are constants.
+answers (paper: the detective); in the detective's step the leader runs under no_grad, so its answers are constants.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def play(
 
 
 def summary(episode: dict[str, Tensor]) -> dict[str, float]:
-    """Reward per step of both seats and the agent's own-coin fraction (environments.md §3.2)."""
+    """Reward per step of both seats and the agent's own-coin fraction (the Coin Game metrics of common/envs)."""
     rewards = episode["rewards"].mean((0, 1))
     own, other = episode["own"][..., 0].sum(), episode["other"][..., 0].sum()
     return {

@@ -4,7 +4,7 @@
     python -m brs.train --config ipd_quick agent.variant=brs name=ipd_brs
     python -m brs.train --config coin_quick                          # BRS-SP, 3x3 Coin Game
 
-Each leader iteration: K detective updates against agents drawn from D (§3.1), then one leader update on
+Each leader iteration: K detective updates against agents drawn from D (the detective), then one leader update on
 the variant's objective (model.py), and every m iterations the leader is pushed into the agent buffer.
 The run directory (runs/brs/<name>/) holds everything eval.py needs.
 """
@@ -56,7 +56,7 @@ class IPDAgent(nn.Module):
 
 
 class AgentBuffer:
-    """FIFO of past leaders' parameters, stacked [capacity, ...] (the detective's replay of agents, §3.1)."""
+    """FIFO of past leaders' parameters, stacked [capacity, ...] (the detective's replay of agents)."""
 
     def __init__(self, capacity: int):
         self.capacity, self.size, self.next = capacity, 0, 0
@@ -95,7 +95,7 @@ def ipd_detective_batch(
     cfg: DictConfig, theta: Tensor, buffer: AgentBuffer, gen: torch.Generator, warmup: bool
 ) -> Tensor:
     """Agents [N, 5] the detective best-responds to: D = random agents with wide logits (always), and after
-    warm-up the current leader, noisy copies of it and past leaders (§3.1; the mixture is ours)."""
+    warm-up the current leader, noisy copies of it and past leaders (the mixture is ours)."""
     det = cfg.detective
     agents = [det.random_std * torch.randn(det.random_agents, 5, generator=gen)]
     if not warmup:
@@ -218,7 +218,7 @@ def train_coin(cfg: DictConfig, run: Run) -> None:
     uses_detective = variant in USES_DETECTIVE
 
     def detective_step(use_buffer: bool) -> dict[str, float]:
-        """A2C on the detective's own return against a frozen leader (answers are constants, §3.1)."""
+        """A2C on the detective's own return against a frozen leader (answers are constants)."""
         if (
             use_buffer
             and buffer.size
@@ -252,7 +252,7 @@ def train_coin(cfg: DictConfig, run: Run) -> None:
             for _ in range(cfg.detective.steps_per_agent_step):
                 detective_stats = detective_step(use_buffer=True)
             metrics["detective/train_reward"] = detective_stats["opponent_reward"]
-            # Answers differentiable in theta (§3.2).
+            # Answers differentiable in theta (paper: the BRS update).
             episode = play(env, agent, detective, batch, gen)
             losses.update(brs_leader_loss(episode, gamma, cfg.agent.detective_weight))
             stats = summary(episode)

@@ -39,7 +39,7 @@ def test_variants_have_the_right_terms():
 
 
 def test_brs_gradient_flows_through_the_detectives_conditioning():
-    """d V1(theta, phi(C(theta))) / d theta = the direct part + the part through the answers (§3.2)."""
+    """d V1(theta, phi(C(theta))) / d theta = the direct part + the part through the answers (paper: the BRS update)."""
     torch.manual_seed(0)
     detective = IPDDetective(8)
     theta = torch.randn(5, requires_grad=True)
