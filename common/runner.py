@@ -335,9 +335,13 @@ class Run:
             raise RunDirError(f"{self.dir} is a {made_by} run, not a {paper} run")
         if cfg.resume:
             if not checkpoints:
+                fix = (
+                    "start it over with overwrite=true instead of resume=true"
+                    if has_metrics
+                    else "drop resume=true to start a fresh run"
+                )
                 raise CheckpointError(
-                    f"resume=true but there is no checkpoint in {self.checkpoint_dir}; "
-                    "drop resume=true to start a fresh run"
+                    f"resume=true but there is no checkpoint in {self.checkpoint_dir}; {fix}"
                 )
             self._check_resumable()
         elif checkpoints or has_metrics:
@@ -396,16 +400,16 @@ class Run:
             if self.stop_requested is not None:  # a signal arrived after the last step boundary
                 self._stop(self.last_checkpoint)
             return False
+        if issubclass(exc_type, (Exception, KeyboardInterrupt)) and not self._wrote_anything:
+            self._remove_created()  # failed while building: leave no stray run directory
         if issubclass(exc_type, KeyboardInterrupt):
             latest = list_checkpoints(self.dir)
             where = f"the latest checkpoint is {latest[-1]}" if latest else "there is no checkpoint"
             print(
-                f"\n{self.paper}/{self.cfg.name}: interrupted mid-step, nothing saved; {where}",
+                f"{self.paper}/{self.cfg.name}: interrupted mid-step, nothing saved; {where}",
                 file=sys.stderr,
             )
             raise RunInterrupted(signal.SIGINT, latest[-1] if latest else None) from None
-        if issubclass(exc_type, Exception) and not self._wrote_anything:
-            self._remove_created()
         return False
 
     def close(self) -> None:
@@ -419,7 +423,7 @@ class Run:
 
     def _remove_created(self) -> None:
         """Undo the directory a failed run made before it logged or saved anything."""
-        if not self._created:
+        if self.dir not in self._created:
             return
         for name in ("config.yaml", "run.json"):
             (self.dir / name).unlink(missing_ok=True)
@@ -456,7 +460,7 @@ class Run:
         name = signal.Signals(signum).name
         where = f"saved {checkpoint}" if checkpoint else "nothing to save"
         print(
-            f"\n{self.paper}/{self.cfg.name}: {name} at step {self.step}: {where}; "
+            f"{self.paper}/{self.cfg.name}: {name} at step {self.step}: {where}; "
             "continue with resume=true",
             file=sys.stderr,
         )
@@ -557,6 +561,7 @@ class Run:
             },
             "extra": extra,
             "metrics_lines": self._metrics_lines,
+            "elapsed_s": time.time() - self._start_time,
         }
         path = self.checkpoint_dir / f"step_{int(step):08d}.pt"
         atomic_torch_save(state, path)
@@ -603,6 +608,7 @@ class Run:
         self.extra = state.get("extra", {})
         self.step = state["step"]
         self.last_checkpoint = path
+        self._start_time = time.time() - state.get("elapsed_s", 0.0)  # time_s continues
         self._truncate_metrics(self.step, state.get("metrics_lines"))
         return self.step
 

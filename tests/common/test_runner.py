@@ -326,3 +326,16 @@ def test_a_run_shorter_than_its_logging_interval_logs_its_last_step(tmp_path):
     with Run(toy_cfg(tmp_path, "name=short"), paper="toy") as run:
         logged = [step for step in run.steps(0, 3) if run.log_due(step, every=10)]
     assert logged == [2]
+
+
+def test_ctrl_c_while_building_leaves_no_stray_run_directory(tmp_path, capsys):
+    with pytest.raises(RunInterrupted), Run(toy_cfg(tmp_path, "name=early"), "toy"):
+        raise KeyboardInterrupt
+    assert not (tmp_path / "toy").exists()
+    assert "there is no checkpoint" in capsys.readouterr().err
+
+
+def test_resume_after_a_kill_before_the_first_checkpoint_says_how_to_start_over(tmp_path):
+    train_toy(toy_cfg(tmp_path, "name=nockpt", "checkpoint_minutes=0"), stop_after=3)
+    with pytest.raises(CheckpointError, match="overwrite=true instead of resume=true"):
+        Run(toy_cfg(tmp_path, "name=nockpt", "resume=true"), paper="toy")
