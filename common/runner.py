@@ -453,14 +453,14 @@ class Run:
         previous = self._previous_handlers.pop(signum, signal.SIG_DFL)
         signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
-    def _stop(self, checkpoint: Path | None) -> None:
+    def _stop(self, checkpoint: Path | None, step: int | None = None) -> None:
         signum = self.stop_requested
         self.stop_requested = None
         self.close()
         name = signal.Signals(signum).name
         where = f"saved {checkpoint}" if checkpoint else "nothing to save"
         print(
-            f"{self.paper}/{self.cfg.name}: {name} at step {self.step}: {where}; "
+            f"{self.paper}/{self.cfg.name}: {name} at step {self.step if step is None else step}: {where}; "
             "continue with resume=true",
             file=sys.stderr,
         )
@@ -571,7 +571,7 @@ class Run:
         for old in list_checkpoints(self.dir)[: -self.keep_checkpoints]:
             old.unlink(missing_ok=True)
         if self.stop_requested is not None:
-            self._stop(path)
+            self._stop(path, int(step))
         return path
 
     def maybe_checkpoint(self, step: int, **extra: Any) -> Path | None:

