@@ -36,7 +36,12 @@ API (everything raises :class:`ConfigError`, a ``ValueError`` whose message is o
   that defines its own ``__post_init__`` calls ``super().__post_init__()``). ``BaseConfig.resume_may_change``
   (a ClassVar of glob patterns over dotted keys) lists the keys a ``resume=true`` run may change; a schema
   extends it, e.g. ``resume_may_change = (*BaseConfig.resume_may_change, "eval.*")``; everything else must
-  equal the run's saved config (see ``common.runner``).
+  equal the run's saved config (see ``common.runner``). ``RESUME_MAY_CHANGE`` is the default list:
+  resume, overwrite, progress, checkpoint_every, checkpoint_minutes, device, threads, out_dir, name,
+  train.steps, train.iterations, ``*log_every``, ``*eval_every``. A schema where one of these is structural
+  (a buffer sized by ``train.iterations``) sets its own tuple without it.
+- ``validate(cfg)``: the ``__post_init__`` pass of ``load_config`` alone (for a config built another way);
+  ``may_change_on_resume(key, patterns)``: the glob test the runner uses.
 """
 
 from __future__ import annotations

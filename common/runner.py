@@ -43,6 +43,23 @@ Refusals, each one line, all before the run directory is created or changed:
 An exception inside the ``with`` block before anything was logged or saved removes the directory this run
 created, so a bad setting found while building leaves no stray run directory.
 
+Checklist for a paper's ``train.py`` (what exact resume needs):
+1. ``run.track(...)`` every object whose state changes during training: models (buffers such as BatchNorm
+   statistics and RNN hidden states belong in the module as registered buffers), optimisers, LR schedulers,
+   every ``torch.Generator`` (environments' ``env.generator``, sampling, data order), replay/agent buffers,
+   data iterators (give them ``state_dict``/``load_state_dict``: order and position), EMA targets.
+2. ``start = run.restore()`` after tracking and before the loop; read the loop's carried values back from
+   ``run.extra`` (``best = run.extra.get("best_valid", inf)``).
+3. ``run.maybe_checkpoint(step + 1, **carried)`` at the END of every step, after the update, with every
+   plain value the loop carries across steps (running sums of a log window, early-stopping counters, best
+   scores). If some carried value cannot be saved, call it only at steps where nothing is carried (log
+   boundaries); signals and the wall clock then wait for that call.
+4. ``run.save(total, **carried)`` after the loop. Draw nothing from an untracked generator after
+   ``restore()`` (global RNGs are saved: python ``random``, numpy's legacy global, torch's CPU/CUDA).
+5. Timing-only values (steps/s) may differ; log them under ``perf/`` (the fault tests ignore that prefix).
+6. Wrap ``main`` with ``common.cli.entry_point(prog)`` so a ConfigError/CheckpointError raised by the run
+   (a resume with a changed key, an existing run name) is one line with exit status 2.
+
 Other API: ``run.dir``, ``run.device``, ``run.step``, ``run.extra``, ``run.log(step, metrics)``,
 ``run.log_due(step, every)`` (True every ``every`` steps and at the loop's last step, so a run shorter than
 its logging interval still logs), ``run.write_json(name, data)``, ``run.save(step, **extra)``,
