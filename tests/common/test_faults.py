@@ -217,7 +217,7 @@ PAPER_CASES = {
             "coconet.train",
             "--config",
             "quick",
-            "train.steps=60",
+            "train.steps=90",
             "train.batch_size=2",
             "train.eval_every=20",
             "model.layers=4",
