@@ -243,3 +243,28 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def table_heatmap(
+    path: Path, mean: np.ndarray, std: np.ndarray, names: list[str], title: str
+) -> Path:
+    """A head-to-head table (the paper's Tables 2-3 layout) with mean +- std written in every cell."""
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2.5, 0.9 * len(names) + 1.8))
+    image = ax.imshow(mean, cmap="viridis")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="per-step return")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    finite = mean[np.isfinite(mean)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            color = "white" if mean[i, j] < middle else "black"
+            text = f"{mean[i, j]:.2f}\n±{std[i, j]:.2f}"
+            ax.text(j, i, text, ha="center", va="center", color=color, fontsize=7)
+    ax.set(title=title, xlabel="column learner (opponent)", ylabel="row learner (return shown)")
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
