@@ -90,17 +90,17 @@ def hola(order: int) -> Learner:
     return step
 
 
-def sos_joint_update(
+def sos_direction(
     x1: Tensor, x2: Tensor, returns: Returns, lr: float, a: float = 0.5, b: float = 0.1
-) -> tuple[Tensor, Tensor]:
-    """The joint SOS step (arXiv 1811.08469, Algorithm 1) for two players maximising their returns.
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The joint SOS descent direction (arXiv 1811.08469, Algorithm 1) for two players maximising their
+    returns, and its terms {xi, xi_0, chi, p} (per batch row; the players' blocks concatenated).
 
     With losses L_i = -f_i, xi = (grad_1 L1, grad_2 L2), the off-diagonal Hessian H_o and the shaping
     term chi = diag(H_o^T grad L):
         xi_0 = xi - lr H_o xi                      (look-ahead part of first-order LOLA)
         p    = min(p1, p2), p1 keeps <xi_0 - p lr chi, xi_0> >= (1 - a) |xi_0|^2, p2 = |xi|^2 if |xi| < b
-        x   <- x - lr (xi_0 - p lr chi)            (p = 1 is first-order LOLA for both players)
-    Returns both players' next parameters; p and all norms are per batch row.
+        direction = xi_0 - p lr chi                (p = 1 is first-order LOLA for both players)
     """
     x1, x2 = _leaves(x1, x2)
     f1, f2 = returns(x1, x2)
@@ -126,8 +126,16 @@ def sos_joint_update(
     # p2: near a fixed point (|xi| < b) fade the shaping out so that SOS converges there.
     xi_norm2 = (xi * xi).sum(-1)
     p2 = torch.where(xi_norm2.sqrt() < b, xi_norm2, torch.ones_like(xi_norm2))
-    p = torch.minimum(p1, p2).unsqueeze(-1)
-    direction = xi_0 - p * lr * chi
+    p = torch.minimum(p1, p2)
+    direction = xi_0 - p.unsqueeze(-1) * lr * chi
+    return direction, {"xi": xi, "xi_0": xi_0, "chi": chi, "p": p}
+
+
+def sos_joint_update(
+    x1: Tensor, x2: Tensor, returns: Returns, lr: float, a: float = 0.5, b: float = 0.1
+) -> tuple[Tensor, Tensor]:
+    """Both players' next parameters under SOS: x <- x - lr * sos_direction."""
+    direction = sos_direction(x1, x2, returns, lr, a, b)[0]
     n1 = x1.shape[-1]
     return (x1 - lr * direction[..., :n1]).detach(), (x2 - lr * direction[..., n1:]).detach()
 
