@@ -56,7 +56,9 @@ def naive(x_me: Tensor, x_other: Tensor, returns: Returns, lr: float) -> Tensor:
     return (x_me + lr * _grad(returns(x_me, x_other)[0], x_me, False)).detach()
 
 
-def _lookahead_step(x_me: Tensor, x_other: Tensor, returns: Returns, lr: float, order: int) -> Tensor:
+def _lookahead_step(
+    x_me: Tensor, x_other: Tensor, returns: Returns, lr: float, order: int
+) -> Tensor:
     """x_me's step of the given order, kept differentiable in both players' parameters."""
     if order == 0:
         other_next = x_other  # a naive learner assumes the opponent stands still

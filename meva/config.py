@@ -25,18 +25,25 @@ def _check(condition: bool, message: str) -> None:
 @dataclass
 class GameConfig:
     name: str = "ipd"  # ipd | imp | chicken (Sec. 5.2, M-FOS setup) | toy (our stand-in, Sec. 5.1)
-    inner_gamma: float = 0.96  # discount of the repeated games (M-FOS setup); one-shot games ignore it
-    lr: float = 1.0  # alpha: every learner's step on the unnormalised return (M-FOS environments.py)
+    inner_gamma: float = (
+        0.96  # discount of the repeated games (M-FOS setup); unused by one-shot ones
+    )
+    lr: float = 1.0  # alpha: every learner's step size on the unnormalised return (M-FOS)
 
     def __post_init__(self) -> None:
-        _check(self.name in GAMES, f"game.name must be one of {', '.join(GAMES)}, got {self.name!r}")
-        _check(0.0 <= self.inner_gamma < 1.0, f"game.inner_gamma must be in [0, 1), got {self.inner_gamma}")
+        _check(
+            self.name in GAMES, f"game.name must be one of {', '.join(GAMES)}, got {self.name!r}"
+        )
+        _check(
+            0.0 <= self.inner_gamma < 1.0,
+            f"game.inner_gamma must be in [0, 1), got {self.inner_gamma}",
+        )
         _check(self.lr > 0, f"game.lr must be > 0, got {self.lr}")
 
 
 @dataclass
 class ModelConfig:
-    hidden: int = 64  # width of U's MLP over sigmoid(joint logits) (ours; Sec. 4 gives no size to us)
+    hidden: int = 64  # width of U's MLP over sigmoid(joint logits) (ours; Sec. 4.1)
     layers: int = 2  # hidden layers of U (ours)
 
     def __post_init__(self) -> None:
@@ -52,7 +59,7 @@ class TrainConfig:
     meta_gamma: float = 0.9  # meta-discount gamma of eq. 2 (ours; the paper varies it, Sec. 5.1)
     lr: float = 1e-3  # Adam step size for U (ours)
     target_rate: float = 0.02  # EMA rate of the TD target network (ours)
-    explore_fraction: float = 0.5  # share of trajectories that move with a perturbed final layer (Sec. 4.3)
+    explore_fraction: float = 0.5  # share of trajectories moving with a perturbed head (Sec. 4.3)
     explore_std: float = 0.1  # std of the Gaussian noise on U's final layer weights and bias (ours)
     log_every: int = 100  # updates between logged metrics (and held-out TD errors)
     heldout_pairs: int = 64  # held-out joint policies whose naive trajectories measure the TD error
@@ -61,25 +68,39 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.updates >= 1, f"train.updates must be >= 1, got {self.updates}")
         _check(self.batch >= 1, f"train.batch must be >= 1, got {self.batch}")
-        _check(self.rollout_length >= 1, f"train.rollout_length must be >= 1, got {self.rollout_length}")
-        _check(0.0 <= self.meta_gamma < 1.0, f"train.meta_gamma must be in [0, 1), got {self.meta_gamma}")
+        _check(
+            self.rollout_length >= 1,
+            f"train.rollout_length must be >= 1, got {self.rollout_length}",
+        )
+        _check(
+            0.0 <= self.meta_gamma < 1.0,
+            f"train.meta_gamma must be in [0, 1), got {self.meta_gamma}",
+        )
         _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
-        _check(0.0 < self.target_rate <= 1.0, f"train.target_rate must be in (0, 1], got {self.target_rate}")
+        _check(
+            0.0 < self.target_rate <= 1.0,
+            f"train.target_rate must be in (0, 1], got {self.target_rate}",
+        )
         _check(
             0.0 <= self.explore_fraction <= 1.0,
             f"train.explore_fraction must be in [0, 1], got {self.explore_fraction}",
         )
         _check(self.explore_std >= 0, f"train.explore_std must be >= 0, got {self.explore_std}")
         _check(self.log_every >= 1, f"train.log_every must be >= 1, got {self.log_every}")
-        _check(self.heldout_pairs >= 1, f"train.heldout_pairs must be >= 1, got {self.heldout_pairs}")
-        _check(self.heldout_every >= 1, f"train.heldout_every must be >= 1, got {self.heldout_every}")
+        _check(
+            self.heldout_pairs >= 1, f"train.heldout_pairs must be >= 1, got {self.heldout_pairs}"
+        )
+        _check(
+            self.heldout_every >= 1, f"train.heldout_every must be >= 1, got {self.heldout_every}"
+        )
 
 
 @dataclass
 class EvalConfig:
     pairs: int = 256  # random initial joint policies, logits ~ N(0, 1) (issue 16 protocol)
     iterates: int = 100  # simultaneous updates; returns are read at the last iterate (issue 16)
-    opponents: list[str] = field(default_factory=lambda: ["naive", "lola", "hola2", "sos"])  # Tables 2-3
+    # the baseline learners MeVa meets (Tables 2-3; COLA, M-MAML and M-FOS are not provided)
+    opponents: list[str] = field(default_factory=lambda: ["naive", "lola", "hola2", "sos"])
     seed: int = 1000  # seeds the evaluation's initial policies (offset by the run's seed)
 
     def __post_init__(self) -> None:

@@ -61,7 +61,9 @@ def load_run(run_dir: Path | str) -> tuple:
 
 def initial_pairs(game: Game, pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    return random_logits(pairs, game.n_params, generator), random_logits(pairs, game.n_params, generator)
+    return random_logits(pairs, game.n_params, generator), random_logits(
+        pairs, game.n_params, generator
+    )
 
 
 def head_to_head(
@@ -159,7 +161,9 @@ def landscape_panel(ax, cfg, game: Game, value: MetaValue, starts: int = 5, iter
     t1, t2 = torch.meshgrid(grid, grid, indexing="xy")  # t1 varies along x
     with torch.no_grad():
         v1, _ = meta_values(game, value, t1.reshape(-1, 1), t2.reshape(-1, 1))
-    image = ax.contourf(t1.numpy(), t2.numpy(), v1.reshape(t1.shape).numpy(), levels=20, cmap="viridis")
+    image = ax.contourf(
+        t1.numpy(), t2.numpy(), v1.reshape(t1.shape).numpy(), levels=20, cmap="viridis"
+    )
     plt.colorbar(image, ax=ax, fraction=0.046, label="f_1 + U (per step)")
     corners = torch.linspace(-3, 3, starts, dtype=torch.float64)
     s1, s2 = torch.meshgrid(corners, corners, indexing="xy")
@@ -230,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m meva.eval", description=__doc__.strip().splitlines()[0]
     )
-    parser.add_argument("--run", required=True, help="run directory, e.g. runs/meva/quick/ipd_seed0")
+    parser.add_argument(
+        "--run", required=True, help="run directory, e.g. runs/meva/quick/ipd_seed0"
+    )
     args = parser.parse_args(argv)
     try:
         results = evaluate(args.run)

@@ -77,7 +77,9 @@ def _paper_numbers() -> dict[str, PaperNumber]:
             if key in ISSUE_KEYS:
                 numbers[f"{game}/{key}_std"] = PaperNumber(None, "the paper gives no std")
     for state in ("start", "CC", "CD", "DC", "DD"):
-        numbers[f"ipd/meva_p_coop_{state}"] = PaperNumber(None, "ours (final MeVa self-play policy)")
+        numbers[f"ipd/meva_p_coop_{state}"] = PaperNumber(
+            None, "ours (final MeVa self-play policy)"
+        )
     numbers["toy/naive_vs_naive_reward"] = PaperNumber(
         None, "our stand-in toy game, not the paper's Logistic Game (Sec. 5.1)"
     )
@@ -120,7 +122,9 @@ def game_seed(cfg, scale: str, game: str, seed: int) -> tuple[dict[str, float], 
     results[f"{CONTROL}_vs_{CONTROL}_reward"] = control_eval["meva_vs_meva_reward"]
     g = make_game(game, cfg.game.inner_gamma)
     x1, x2 = initial_pairs(g, cfg.eval.pairs, cfg.eval.seed + seed)  # the runs' own initial pairs
-    pairs, curves = baseline_pairs(g, list(cfg.eval.opponents), x1, x2, cfg.game.lr, cfg.eval.iterates)
+    pairs, curves = baseline_pairs(
+        g, list(cfg.eval.opponents), x1, x2, cfg.game.lr, cfg.eval.iterates
+    )
     results.update(pairs)
     return results, curves
 

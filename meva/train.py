@@ -52,7 +52,12 @@ def train(cfg) -> Path:
             game, value, tc.batch, tc.rollout_length, tc.explore_fraction, tc.explore_std, generator
         )
         held_1, held_2 = heldout_states(
-            game, tc.heldout_pairs, tc.rollout_length, tc.heldout_every, cfg.game.lr, cfg.seed + 10_000
+            game,
+            tc.heldout_pairs,
+            tc.rollout_length,
+            tc.heldout_every,
+            cfg.game.lr,
+            cfg.seed + 10_000,
         )
         run.track(
             value=value, target=target, optimizer=optimizer, rollouts=rollouts, generator=generator

@@ -70,7 +70,9 @@ def test_sos_with_p_one_is_first_order_lola():
     # First-order LOLA objective of player 1: L1 - lr grad_y L1 . grad_y L2 = -xy + lr x^2 -> -y + 2 lr x
     torch.testing.assert_close(direction, torch.tensor([[-1.8, 1.4]], dtype=torch.float64))
     x_next, y_next = sos_joint_update(x, y, bilinear, LR)
-    torch.testing.assert_close(torch.cat([x_next, y_next], -1), torch.tensor([[1.18, 1.86]], dtype=torch.float64))
+    torch.testing.assert_close(
+        torch.cat([x_next, y_next], -1), torch.tensor([[1.18, 1.86]], dtype=torch.float64)
+    )
     torch.testing.assert_close(sos(x, y, bilinear, LR), x_next)
 
 

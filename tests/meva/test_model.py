@@ -94,7 +94,9 @@ def test_games_payoffs_and_shapes():
     toy = make_game("toy")
     big = torch.tensor([[20.0]], dtype=torch.float64)
     f1, f2 = toy.per_step(big, big)  # both cooperate: 4 each
-    torch.testing.assert_close((f1, f2), (torch.tensor([4.0]).double(), torch.tensor([4.0]).double()))
+    torch.testing.assert_close(
+        (f1, f2), (torch.tensor([4.0]).double(), torch.tensor([4.0]).double())
+    )
     f1, f2 = toy.per_step(big, -big)  # I cooperate, the other defects: 0 / 3
     assert abs(float(f1) - 0.0) < 1e-6 and abs(float(f2) - 3.0) < 1e-6
     chicken = make_game("chicken")
