@@ -164,7 +164,7 @@ def landscape_panel(ax, cfg, game: Game, value: MetaValue, starts: int = 5, iter
     image = ax.contourf(
         t1.numpy(), t2.numpy(), v1.reshape(t1.shape).numpy(), levels=20, cmap="viridis"
     )
-    plt.colorbar(image, ax=ax, fraction=0.046, label="f_1 + U (per step)")
+    plt.colorbar(image, ax=ax, fraction=0.046, label="V_1 = f_1 + U (per-step units)")
     corners = torch.linspace(-3, 3, starts, dtype=torch.float64)
     s1, s2 = torch.meshgrid(corners, corners, indexing="xy")
     x1, x2 = s1.reshape(-1, 1), s2.reshape(-1, 1)
