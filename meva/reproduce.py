@@ -58,8 +58,8 @@ EXTRA_KEYS = (
     "td_error_ratio",
 )
 
-_TABLES = "arXiv 2307.08863, Table 2 (IPD) / Table 3 (IMP, Chicken)"
-_NOT_COPIED = f"{_TABLES}: cell not copied from the PDF (unavailable to us)"
+_TABLES = "arXiv 2307.08863 Tables 2-3"
+_NOT_COPIED = f"{_TABLES}; not copied (PDF text unavailable)"
 
 
 def _paper_numbers() -> dict[str, PaperNumber]:
@@ -68,20 +68,20 @@ def _paper_numbers() -> dict[str, PaperNumber]:
         for key in ISSUE_KEYS + EXTRA_KEYS:
             source = _NOT_COPIED
             if key == "td_error_ratio":
-                source = "ours (spec check: >= 5x); the paper reports no TD error"
+                source = "ours (>= 5x check); not in the paper"
             elif key.startswith(CONTROL):
-                source = "ours: the naive-limit control (meta-gamma 0), not in the paper"
+                source = "ours: meta-gamma 0 control"
             elif game == "ipd" and key == "meva_vs_meva_reward":
-                source = f"{_NOT_COPIED}; qualitatively: self-play cooperates (about -1)"
+                source = f"{_NOT_COPIED}; claim: cooperates (about -1)"
             numbers[f"{game}/{key}"] = PaperNumber(None, source)
             if key in ISSUE_KEYS:
-                numbers[f"{game}/{key}_std"] = PaperNumber(None, "the paper gives no std")
+                numbers[f"{game}/{key}_std"] = PaperNumber(None, "no std in the paper")
     for state in ("start", "CC", "CD", "DC", "DD"):
         numbers[f"ipd/meva_p_coop_{state}"] = PaperNumber(
             None, "ours (final MeVa self-play policy)"
         )
     numbers["toy/naive_vs_naive_reward"] = PaperNumber(
-        None, "our stand-in toy game, not the paper's Logistic Game (Sec. 5.1)"
+        None, "our stand-in, not the paper's Logistic Game"
     )
     numbers["wall_clock_s"] = PaperNumber(None, "")
     return numbers
