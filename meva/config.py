@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from common.config import BaseConfig
 
@@ -133,23 +134,11 @@ class ReproduceConfig:
 
 @dataclass
 class MevaConfig(BaseConfig):
+    # More TD updates on resume is "train longer": nothing is sized by train.updates.
+    resume_may_change: ClassVar[tuple[str, ...]] = (*BaseConfig.resume_may_change, "train.updates")
+
     game: GameConfig = field(default_factory=GameConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     reproduce: ReproduceConfig = field(default_factory=ReproduceConfig)
-
-
-def check_config(cfg) -> None:
-    """Run the dataclasses' range checks on a loaded config; raises ConfigError with their one line.
-
-    (omegaconf merges do not call ``__post_init__``; building the objects does.)
-    """
-    from omegaconf import OmegaConf
-
-    from common.config import ConfigError
-
-    try:
-        OmegaConf.to_object(cfg)
-    except ValueError as err:
-        raise ConfigError(str(err).splitlines()[0]) from None

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common.config import ConfigError  # noqa: E402
+from common.cli import entry_point
 from common.envs.matrix_games import STATE_NAMES  # noqa: E402
 from common.learners import LEARNERS, Learner, play  # noqa: E402
 from common.plots import learning_curves  # noqa: E402
@@ -230,6 +230,7 @@ def return_matrix(results: dict[str, float], names: list[str]) -> np.ndarray:
     return matrix
 
 
+@entry_point("python -m meva.eval")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m meva.eval", description=__doc__.strip().splitlines()[0]
@@ -238,17 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         "--run", required=True, help="run directory, e.g. runs/meva/quick/ipd_seed0"
     )
     args = parser.parse_args(argv)
-    try:
-        results = evaluate(args.run)
-    except (CheckpointError, ConfigError, OSError, ValueError) as err:
-        print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    print(json.dumps(results, indent=2, sort_keys=True))
+    print(json.dumps(evaluate(args.run), indent=2, sort_keys=True))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def table_heatmap(
@@ -274,3 +266,7 @@ def table_heatmap(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,9 +20,9 @@ import time
 import numpy as np
 from omegaconf import OmegaConf
 
-from common.config import load_config
+from common.config import load_config, validate
 from common.results import PaperNumber, reproduce_cli, results_dir, write_results
-from meva.config import CONFIG_DIR, MevaConfig, check_config
+from meva.config import CONFIG_DIR, MevaConfig
 from meva.eval import (
     baseline_pairs,
     evaluate,
@@ -139,7 +139,7 @@ def summarise(per_seed: list[dict[str, float]]) -> tuple[dict[str, float], dict[
 def main(scale: str, overrides: list[str]) -> dict[str, float]:
     started = time.time()
     cfg = load_config(MevaConfig, scale, list(overrides), CONFIG_DIR)
-    check_config(cfg)
+    validate(cfg)
     out = results_dir(PAPER, scale, cfg.out_dir)
     results: dict[str, float] = {}
     tables: dict[str, dict] = {}

@@ -12,14 +12,14 @@ config, metrics.jsonl (TD loss, held-out TD error) and the checkpoint ``python -
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 import torch
 
-from common.config import ConfigError, parse_args
+from common.cli import entry_point
+from common.config import parse_args, validate
 from common.runner import Run
-from meva.config import CONFIG_DIR, MevaConfig, check_config
+from meva.config import CONFIG_DIR, MevaConfig
 from meva.games import make_game
 from meva.model import MetaValue, ema_update, td_loss, td_targets
 from meva.rollouts import Rollouts, heldout_states
@@ -39,7 +39,7 @@ def heldout_td_error(game, value, x1, x2, lr: float, meta_gamma: float) -> float
 
 def train(cfg) -> Path:
     """Train with ``cfg`` (a resolved MevaConfig); returns the run directory."""
-    check_config(cfg)
+    validate(cfg)
     tc = cfg.train
     with Run(cfg, paper="meva") as run:
         # ---------------------------------------------------------------- build
@@ -99,10 +99,11 @@ def train(cfg) -> Path:
     return run.dir
 
 
+@entry_point("python -m meva.train")
+def main(argv: list[str] | None = None) -> int:
+    print(train(parse_args(MevaConfig, CONFIG_DIR, __doc__, argv, prog="python -m meva.train")))
+    return 0
+
+
 if __name__ == "__main__":
-    config = parse_args(MevaConfig, CONFIG_DIR, __doc__, prog="python -m meva.train")
-    try:
-        print(train(config))
-    except ConfigError as err:
-        print(f"python -m meva.train: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    raise SystemExit(main())
