@@ -233,6 +233,26 @@ PAPER_CASES = {
         ],
         (5, 15),
     ),
+    "loqa_coin": (
+        [
+            "-m",
+            "loqa.train",
+            "--config",
+            "coin_quick",
+            "train.iterations=30",
+            "train.batch_size=16",
+            "train.critic_warmup=4",
+            "train.buffer_push_every=3",
+            "train.opponents_per_batch=2",
+            "train.log_every=3",
+            "train.eval_every=9",
+            "train.eval_episodes=8",
+            "model.actor_hidden=8",
+            "model.critic_hidden=8",
+            "env.episode_length=10",
+        ],
+        (3, 6),
+    ),
 }
 
 
@@ -245,15 +265,17 @@ UORO_WINDOW = (
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "paper",
+    "case",
     [
         "coconet",
         "loqa",
+        "loqa_coin",
         pytest.param("uoro", marks=pytest.mark.xfail(reason=UORO_WINDOW, strict=False)),
     ],
 )
-def test_a_papers_training_survives_kills_exactly(tmp_path, paper):
-    args, (low, high) = PAPER_CASES[paper]
+def test_a_papers_training_survives_kills_exactly(tmp_path, case):
+    args, (low, high) = PAPER_CASES[case]
+    paper = args[1].split(".")[0]  # "-m", "<paper>.train"
 
     def command(name):
         return [sys.executable, *args, f"out_dir={tmp_path}", f"name={name}", *FAST_CHECKPOINTS]
@@ -270,5 +292,5 @@ def test_a_papers_training_survives_kills_exactly(tmp_path, paper):
     report = ", ".join(
         f"{signal.Signals(k.signum).name}: {k.started_at}->{k.resumed_at}" for k in kills
     )
-    print(f"{paper}: kills {report} in {time.monotonic() - started:.1f} s")
+    print(f"{case}: kills {report} in {time.monotonic() - started:.1f} s")
     assert_same_run(tmp_path / paper / "straight", tmp_path / paper / "killed")
