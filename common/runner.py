@@ -639,14 +639,14 @@ class Run:
         if not path.exists():
             self._metrics_lines = 0
             return
-        records = path.read_text().splitlines()
+        records = [line for line in path.read_text().splitlines() if _parse_record(line)]
         if lines is not None:
             kept = records[:lines]
         else:
-            kept = [line for line in records if json.loads(line)["step"] < step]
+            kept = [line for line in records if _parse_record(line).get("step", 0) < step]
         atomic_write_text("".join(line + "\n" for line in kept), path)
         self._metrics_lines = len(kept)
-        last = max((json.loads(line)["step"] for line in kept), default=None)
+        last = max((_parse_record(line).get("step", 0) for line in kept), default=None)
         self._purge_step = step if last is None else max(last + 1, 0)
 
 
@@ -659,8 +659,19 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _parse_record(line: str) -> dict[str, Any] | None:
+    """One metrics.jsonl record, or None for a blank line or one cut short by a killed writer."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl; a line cut short by a killed process is skipped."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = (_parse_record(line) for line in path.read_text().splitlines())
+    return [record for record in records if record is not None]

@@ -339,3 +339,13 @@ def test_resume_after_a_kill_before_the_first_checkpoint_says_how_to_start_over(
     train_toy(toy_cfg(tmp_path, "name=nockpt", "checkpoint_minutes=0"), stop_after=3)
     with pytest.raises(CheckpointError, match="overwrite=true instead of resume=true"):
         Run(toy_cfg(tmp_path, "name=nockpt", "resume=true"), paper="toy")
+
+
+def test_a_metrics_line_cut_short_by_a_kill_is_skipped_and_dropped_on_resume(tmp_path):
+    train_toy(toy_cfg(tmp_path, "name=cut", "checkpoint_every=5"), stop_after=7)
+    path = tmp_path / "toy" / "cut" / "metrics.jsonl"
+    with open(path, "a") as handle:
+        handle.write('{"step": 7, "losses/ms')  # SIGKILL while writing
+    assert [r["step"] for r in read_metrics(tmp_path / "toy" / "cut")] == list(range(7))
+    train_toy(toy_cfg(tmp_path, "name=cut", "resume=true"))
+    assert [r["step"] for r in read_metrics(tmp_path / "toy" / "cut")] == list(range(12))
