@@ -617,10 +617,16 @@ class Run:
                 f"checkpoint {path} has no state for {', '.join(repr(m) for m in missing)}"
             )
         for name, obj in self._tracked.items():
-            if isinstance(obj, torch.Generator):
-                obj.set_state(state["objects"][name])
-            else:
-                obj.load_state_dict(state["objects"][name])
+            try:
+                if isinstance(obj, torch.Generator):
+                    obj.set_state(state["objects"][name])
+                else:
+                    obj.load_state_dict(state["objects"][name])
+            except (RuntimeError, KeyError, ValueError, TypeError) as err:
+                detail = " ".join(str(err).split())[:300]  # torch's size-mismatch list, on one line
+                raise CheckpointError(
+                    f"checkpoint {path} does not fit '{name}' (was the code changed?): {detail}"
+                ) from None
         set_rng_states(state["rng"])
         self.extra = state.get("extra", {})
         self.step = state["step"]

@@ -349,3 +349,12 @@ def test_a_metrics_line_cut_short_by_a_kill_is_skipped_and_dropped_on_resume(tmp
     assert [r["step"] for r in read_metrics(tmp_path / "toy" / "cut")] == list(range(7))
     train_toy(toy_cfg(tmp_path, "name=cut", "resume=true"))
     assert [r["step"] for r in read_metrics(tmp_path / "toy" / "cut")] == list(range(12))
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_one_line(tmp_path):
+    train_toy(toy_cfg(tmp_path, "name=fit"))
+    cfg = toy_cfg(tmp_path, "name=fit", "resume=true")
+    with pytest.raises(CheckpointError) as info, Run(cfg, paper="toy") as run:
+        run.track(model=torch.nn.Linear(3, 3))
+        run.restore()
+    assert "does not fit 'model'" in str(info.value) and "\n" not in str(info.value)
