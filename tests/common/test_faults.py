@@ -147,16 +147,21 @@ def random_kills(
     ]
 
 
-def check_kills_against_a_straight_run(tmp_path, seed: int, steps: int, signals: list[int]):
-    # The uninterrupted run in this process (one start-up less; also shows in-process == subprocess).
+def run_toy_in_process(argv: list[str]) -> None:
+    """``fault_toy_train.main(argv)`` in this process."""
     spec = importlib.util.spec_from_file_location("fault_toy_train", SCRIPT)
     toy = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = toy  # dataclasses and omegaconf look its type hints up there
     try:
         spec.loader.exec_module(toy)
-        toy.main(toy_command(tmp_path, "straight", steps, seed)[2:])
+        toy.main(argv)
     finally:
         del sys.modules[spec.name]
+
+
+def check_kills_against_a_straight_run(tmp_path, seed: int, steps: int, signals: list[int]):
+    # The uninterrupted run in this process (one start-up less; also shows in-process == subprocess).
+    run_toy_in_process(toy_command(tmp_path, "straight", steps, seed)[2:])
     rng = random.Random(seed)
     started = time.monotonic()
     kills = kill_and_resume(
@@ -186,6 +191,38 @@ def test_many_random_kills_then_resume_is_bit_identical(tmp_path, seed):
     signals = [signal.SIGTERM, signal.SIGINT, signal.SIGKILL] * 3
     random.Random(seed).shuffle(signals)
     check_kills_against_a_straight_run(tmp_path, seed=seed, steps=240, signals=signals)
+
+
+def files_and_bytes(path: Path) -> dict[str, bytes]:
+    return {
+        str(f.relative_to(path)): f.read_bytes() for f in sorted(path.rglob("*")) if f.is_file()
+    }
+
+
+def test_the_entry_points_refusals_are_one_line_exit_2_and_change_nothing(tmp_path, capsys):
+    base = [f"out_dir={tmp_path}", "name=done", "train.steps=8", "progress=false"]
+    run_toy_in_process(base)
+    run_dir = tmp_path / "faults" / "done"
+    before = files_and_bytes(run_dir)
+    capsys.readouterr()
+    refusals = [
+        ([*base, "resume=true", "train.lr=0.5"], "train.lr (saved 0.05, now 0.5)"),
+        (base, "already has checkpoints up to step_00000008; continue it with resume=true"),
+        ([*base, "train.steps=-1"], "invalid config: train.steps must be >= 1, got -1"),
+        ([*base, "device=tpu"], "invalid config: device must be auto, cpu, cuda or cuda:N"),
+        ([*base, "name=other", "resume=true"], "resume=true but there is no checkpoint"),
+    ]
+    for argv, expected in refusals:
+        with pytest.raises(SystemExit) as info:
+            run_toy_in_process(argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2, argv
+        assert expected in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert files_and_bytes(run_dir) == before, "no refusal changed the run directory"
+    assert sorted(p.name for p in (tmp_path / "faults").iterdir()) == ["done"], "no stray run dir"
+    with pytest.raises(SystemExit) as info:
+        run_toy_in_process(["train.steps=33", "--help"])
+    assert info.value.code == 0 and "train.steps (int) = 33" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- the papers' own entry points
