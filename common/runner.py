@@ -457,6 +457,8 @@ class Run:
         if threading.current_thread() is not threading.main_thread() or self._previous_handlers:
             return
         for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # e.g. SIGINT of a background job (`... &`, nohup): it stays ignored
             self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
 
     def _restore_signal_handlers(self) -> None:

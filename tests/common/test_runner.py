@@ -358,3 +358,12 @@ def test_a_checkpoint_that_does_not_fit_the_model_is_one_line(tmp_path):
         run.track(model=torch.nn.Linear(3, 3))
         run.restore()
     assert "does not fit 'model'" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_ignored_signal_stays_ignored(tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a background job
+    try:
+        losses = train_toy(toy_cfg(tmp_path, "name=ignored"), signal_at=(5, signal.SIGINT))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(losses) == 12, "the run went on to the end"
