@@ -49,6 +49,11 @@ def newest_step(run_dir: Path) -> int:
     return int(found[-1].stem.split("_")[1]) if found else -1
 
 
+def default_signals() -> None:
+    """In the child: SIGINT as in a terminal, even when the tests run as a background job (SIG_IGN)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def kill_and_resume(
     command: list[str], run_dir: Path, kills: list[Kill], timeout_s: float = 300.0
 ) -> list[Kill]:
@@ -57,7 +62,12 @@ def kill_and_resume(
     for kill in kills:
         kill.started_at = newest_step(run_dir)
         proc = subprocess.Popen(
-            [*command, *resume], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*command, *resume],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_signals,
         )
         deadline = time.monotonic() + timeout_s
         target = max(kill.started_at, 0) + kill.after_steps
