@@ -30,6 +30,14 @@ from common.runner import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _sigint_as_in_a_terminal():
+    """Python's Ctrl-C handler, even when the suite runs as a background job (which ignores SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class ToyTrain:
     steps: int = 12
@@ -367,3 +375,18 @@ def test_an_ignored_signal_stays_ignored(tmp_path):
     finally:
         signal.signal(signal.SIGINT, previous)
     assert len(losses) == 12, "the run went on to the end"
+
+
+def test_a_loop_without_maybe_checkpoint_still_stops_at_the_step_boundary(tmp_path):
+    with pytest.raises(RunInterrupted) as info, Run(toy_cfg(tmp_path, "name=plain"), "toy") as run:
+        model = torch.nn.Linear(2, 2)
+        run.track(model=model)
+        for step in run.steps(0, 100):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            with torch.no_grad():
+                model.weight.add_(1.0)  # the step's work, finished before the save
+    assert info.value.code == 143
+    state = load_checkpoint(tmp_path / "toy" / "plain")
+    assert state["step"] == 4
+    assert torch.equal(state["objects"]["model"]["weight"], model.weight.detach())
