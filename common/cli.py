@@ -10,7 +10,12 @@
     if __name__ == "__main__":
         raise SystemExit(main())
 
-or, around any block, ``with one_line_errors("python -m coconet.harmonize"): ...``.
+or, around any block, ``with one_line_errors("python -m coconet.harmonize"): ...``. An evaluation's ``--run``::
+
+    @entry_point("python -m loqa.eval")
+    def main(argv=None):
+        args = parser.parse_args(argv)
+        check_run_dir(args.run, "loqa", need_checkpoint=True)  # common.runner: one-line RunDirError
 
 API:
 

@@ -457,6 +457,8 @@ class Run:
         if threading.current_thread() is not threading.main_thread() or self._previous_handlers:
             return
         for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # e.g. SIGINT of a background job (`... &`, nohup): it stays ignored
             self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
 
     def _restore_signal_handlers(self) -> None:
@@ -617,10 +619,16 @@ class Run:
                 f"checkpoint {path} has no state for {', '.join(repr(m) for m in missing)}"
             )
         for name, obj in self._tracked.items():
-            if isinstance(obj, torch.Generator):
-                obj.set_state(state["objects"][name])
-            else:
-                obj.load_state_dict(state["objects"][name])
+            try:
+                if isinstance(obj, torch.Generator):
+                    obj.set_state(state["objects"][name])
+                else:
+                    obj.load_state_dict(state["objects"][name])
+            except (RuntimeError, KeyError, ValueError, TypeError) as err:
+                detail = " ".join(str(err).split())[:300]  # torch's size-mismatch list, on one line
+                raise CheckpointError(
+                    f"checkpoint {path} does not fit '{name}' (was the code changed?): {detail}"
+                ) from None
         set_rng_states(state["rng"])
         self.extra = state.get("extra", {})
         self.step = state["step"]
@@ -639,14 +647,14 @@ class Run:
         if not path.exists():
             self._metrics_lines = 0
             return
-        records = path.read_text().splitlines()
+        records = [line for line in path.read_text().splitlines() if _parse_record(line)]
         if lines is not None:
             kept = records[:lines]
         else:
-            kept = [line for line in records if json.loads(line)["step"] < step]
+            kept = [line for line in records if _parse_record(line).get("step", 0) < step]
         atomic_write_text("".join(line + "\n" for line in kept), path)
         self._metrics_lines = len(kept)
-        last = max((json.loads(line)["step"] for line in kept), default=None)
+        last = max((_parse_record(line).get("step", 0) for line in kept), default=None)
         self._purge_step = step if last is None else max(last + 1, 0)
 
 
@@ -659,8 +667,19 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _parse_record(line: str) -> dict[str, Any] | None:
+    """One metrics.jsonl record, or None for a blank line or one cut short by a killed writer."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl; a line cut short by a killed process is skipped."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = (_parse_record(line) for line in path.read_text().splitlines())
+    return [record for record in records if record is not None]

@@ -30,6 +30,14 @@ from common.runner import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _sigint_as_in_a_terminal():
+    """Python's Ctrl-C handler, even when the suite runs as a background job (which ignores SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class ToyTrain:
     steps: int = 12
@@ -339,3 +347,46 @@ def test_resume_after_a_kill_before_the_first_checkpoint_says_how_to_start_over(
     train_toy(toy_cfg(tmp_path, "name=nockpt", "checkpoint_minutes=0"), stop_after=3)
     with pytest.raises(CheckpointError, match="overwrite=true instead of resume=true"):
         Run(toy_cfg(tmp_path, "name=nockpt", "resume=true"), paper="toy")
+
+
+def test_a_metrics_line_cut_short_by_a_kill_is_skipped_and_dropped_on_resume(tmp_path):
+    train_toy(toy_cfg(tmp_path, "name=cut", "checkpoint_every=5"), stop_after=7)
+    path = tmp_path / "toy" / "cut" / "metrics.jsonl"
+    with open(path, "a") as handle:
+        handle.write('{"step": 7, "losses/ms')  # SIGKILL while writing
+    assert [r["step"] for r in read_metrics(tmp_path / "toy" / "cut")] == list(range(7))
+    train_toy(toy_cfg(tmp_path, "name=cut", "resume=true"))
+    assert [r["step"] for r in read_metrics(tmp_path / "toy" / "cut")] == list(range(12))
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_one_line(tmp_path):
+    train_toy(toy_cfg(tmp_path, "name=fit"))
+    cfg = toy_cfg(tmp_path, "name=fit", "resume=true")
+    with pytest.raises(CheckpointError) as info, Run(cfg, paper="toy") as run:
+        run.track(model=torch.nn.Linear(3, 3))
+        run.restore()
+    assert "does not fit 'model'" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_ignored_signal_stays_ignored(tmp_path):
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a background job
+    try:
+        losses = train_toy(toy_cfg(tmp_path, "name=ignored"), signal_at=(5, signal.SIGINT))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert len(losses) == 12, "the run went on to the end"
+
+
+def test_a_loop_without_maybe_checkpoint_still_stops_at_the_step_boundary(tmp_path):
+    with pytest.raises(RunInterrupted) as info, Run(toy_cfg(tmp_path, "name=plain"), "toy") as run:
+        model = torch.nn.Linear(2, 2)
+        run.track(model=model)
+        for step in run.steps(0, 100):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            with torch.no_grad():
+                model.weight.add_(1.0)  # the step's work, finished before the save
+    assert info.value.code == 143
+    state = load_checkpoint(tmp_path / "toy" / "plain")
+    assert state["step"] == 4
+    assert torch.equal(state["objects"]["model"]["weight"], model.weight.detach())
