@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from common.config import BaseConfig
 
@@ -174,6 +175,14 @@ class ReproduceConfig:
 
 @dataclass
 class BrsConfig(BaseConfig):
+    # A resumed run may train longer and evaluate differently; everything else must match its config.yaml.
+    resume_may_change: ClassVar[tuple[str, ...]] = (
+        *BaseConfig.resume_may_change,
+        "agent.iterations",
+        "probe.*",
+        "mcts.*",
+        "reproduce.*",
+    )
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     detective: DetectiveConfig = field(default_factory=DetectiveConfig)

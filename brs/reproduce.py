@@ -99,6 +99,7 @@ def run_config(base: DictConfig, scale: str, variant: str, seed: int) -> DictCon
     cfg = copy.deepcopy(base)
     cfg.agent.variant, cfg.seed = variant, seed
     cfg.name = f"{scale}/{base.env.game}/{variant}_seed{seed}"
+    cfg.overwrite = not cfg.resume  # a reproduction replaces the previous one of its scale
     return cfg
 
 

@@ -148,14 +148,20 @@ def test_bad_input_is_a_one_line_error_with_exit_status_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         brs_train.main(["agent.nope=1"])
     assert exit_.value.code == 2 and "agent.nope" in one_line_error(capsys)
-    assert brs_train.main(["agent.variant=lola", f"out_dir={tmp_path}"]) == 2
-    assert "agent.variant" in one_line_error(capsys)
+    with pytest.raises(SystemExit) as exit_:
+        brs_train.main(["agent.variant=lola", f"out_dir={tmp_path}"])
+    assert exit_.value.code == 2 and "agent.variant" in one_line_error(capsys)
     assert brs_eval.main(["--run", str(tmp_path / "missing")]) == 2
     assert "missing" in one_line_error(capsys)
     assert (
         reproduce_cli("brs", reproduce.main, reproduce.__doc__, argv=["quick", "only=chess"]) == 2
     )
     assert "only=chess" in one_line_error(capsys)
+    # A fresh run refuses to replace an existing one of the same name (common.runner).
+    train(cfg("ipd_quick", tmp_path, *TINY_IPD, "name=twice"))
+    capsys.readouterr()
+    assert brs_train.main([*TINY_IPD, f"out_dir={tmp_path}", "name=twice"]) == 2
+    assert "already has" in one_line_error(capsys)
 
 
 def test_train_cli_exit_status_is_2_on_a_bad_key():
