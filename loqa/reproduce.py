@@ -74,6 +74,7 @@ def seed_configs(base: DictConfig, scale: str, game: str, variant: str) -> list[
         cfg.loss.shaping_weight = VARIANTS[variant] * base.loss.shaping_weight
         cfg.seed = base.seed + i
         cfg.name = f"{scale}/{game}/{variant}_seed{cfg.seed}"
+        cfg.overwrite = not cfg.resume  # a reproduction replaces the previous one of its scale
         configs.append(cfg)
     return configs
 
