@@ -21,20 +21,33 @@ def _check(ok: bool, message: str) -> None:
 
 @dataclass
 class DataConfig:
-    pitch_low: int = 33  # lowest pitch row (MIDI); lower notes fold up an octave (ours; paper: data's range)
+    pitch_low: int = (
+        33  # lowest pitch row (MIDI); lower notes fold up an octave (ours; paper: data's range)
+    )
     n_pitches: int = 52  # pitch rows: 49 in the paper's Josquin data padded to 52 (Sec. 2)
     min_chord_count: int = 5  # chords rarer in train share one "other" id (ours; paper: no cut-off)
     valid_split: str = "valid"  # held-out split: chord-sequence source and validation set (Sec. 3)
 
     def __post_init__(self):
-        _check(self.n_pitches % 4 == 0 and self.n_pitches >= 12, f"data.n_pitches must be a multiple of 4 and >= 12, got {self.n_pitches}")
-        _check(self.valid_split in ("valid", "test"), f"data.valid_split must be valid or test, got {self.valid_split}")
-        _check(self.min_chord_count >= 1, f"data.min_chord_count must be >= 1, got {self.min_chord_count}")
+        _check(
+            self.n_pitches % 4 == 0 and self.n_pitches >= 12,
+            f"data.n_pitches must be a multiple of 4 and >= 12, got {self.n_pitches}",
+        )
+        _check(
+            self.valid_split in ("valid", "test"),
+            f"data.valid_split must be valid or test, got {self.valid_split}",
+        )
+        _check(
+            self.min_chord_count >= 1,
+            f"data.min_chord_count must be >= 1, got {self.min_chord_count}",
+        )
 
 
 @dataclass
 class VQVAEConfig:
-    widths: list[int] = field(default_factory=lambda: [64, 128, 257, 256])  # encoder channels (Sec. 2)
+    widths: list[int] = field(
+        default_factory=lambda: [64, 128, 257, 256]
+    )  # encoder channels (Sec. 2)
     codebook_size: int = 256  # K (Sec. 2)
     code_dim: int = 256  # codebook vector size = last encoder width (Sec. 2)
     beta: float = 0.25  # commitment weight (Sec. 2, VQ-VAE eq. 3)
@@ -44,9 +57,14 @@ class VQVAEConfig:
 
     def __post_init__(self):
         _check(len(self.widths) == 4, f"vqvae.widths must have 4 entries, got {list(self.widths)}")
-        _check(self.codebook_size >= 1, f"vqvae.codebook_size must be >= 1, got {self.codebook_size}")
+        _check(
+            self.codebook_size >= 1, f"vqvae.codebook_size must be >= 1, got {self.codebook_size}"
+        )
         _check(self.steps >= 1, f"vqvae.steps must be >= 1, got {self.steps}")
-        _check(self.batch_size >= 2, f"vqvae.batch_size must be >= 2 (batch norm), got {self.batch_size}")
+        _check(
+            self.batch_size >= 2,
+            f"vqvae.batch_size must be >= 2 (batch norm), got {self.batch_size}",
+        )
 
 
 @dataclass
@@ -58,11 +76,16 @@ class PriorConfig:
     lr: float = 2e-4  # Adam (Sec. 2)
     steps: int = 100000  # minibatches (Sec. 2)
     batch_size: int = 50  # (Sec. 2)
-    spatial: bool = True  # also train the variant conditioned on the previous measure's codes (Sec. 3)
+    spatial: bool = (
+        True  # also train the variant conditioned on the previous measure's codes (Sec. 3)
+    )
 
     def __post_init__(self):
         _check(self.layers >= 1, f"prior.layers must be >= 1, got {self.layers}")
-        _check(self.first_kernel % 2 == 1 and self.kernel % 2 == 1, "prior.first_kernel and prior.kernel must be odd")
+        _check(
+            self.first_kernel % 2 == 1 and self.kernel % 2 == 1,
+            "prior.first_kernel and prior.kernel must be odd",
+        )
         _check(self.steps >= 1, f"prior.steps must be >= 1, got {self.steps}")
 
 
@@ -78,10 +101,16 @@ class TrainConfig:
 @dataclass
 class SampleConfig:
     temperature: float = 1.0  # softmax temperature of the prior (Sec. 3: 1.0 in the authors' code)
-    per_measure: int = 3  # samples per validation measure for chord adherence (issue 17: >= 870 in all)
-    threshold: float = 0.5  # a voice sounds its likeliest pitch when its probability exceeds this (ours)
+    per_measure: int = (
+        3  # samples per validation measure for chord adherence (issue 17: >= 870 in all)
+    )
+    threshold: float = (
+        0.5  # a voice sounds its likeliest pitch when its probability exceeds this (ours)
+    )
     seed: int = 1234  # the samples' own generator (ours)
-    valid_measures: int = 0  # sample for the first N validation measures only; 0 = all (tests shrink it)
+    valid_measures: int = (
+        0  # sample for the first N validation measures only; 0 = all (tests shrink it)
+    )
 
     def __post_init__(self):
         _check(self.temperature > 0, f"sample.temperature must be > 0, got {self.temperature}")
@@ -90,7 +119,9 @@ class SampleConfig:
 
 @dataclass
 class ReproduceConfig:
-    seeds: list[int] = field(default_factory=lambda: [0])  # training seeds of `make vqvae_recompose`
+    seeds: list[int] = field(
+        default_factory=lambda: [0]
+    )  # training seeds of `make vqvae_recompose`
 
 
 @dataclass

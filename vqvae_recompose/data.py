@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.music.chords import NO_CHORD, OTHER, QUALITY_OF_INTERVALS, N_QUALITIES
+from common.music.chords import N_QUALITIES, NO_CHORD, OTHER, QUALITY_OF_INTERVALS
 from common.music.constants import REST
 
 
@@ -150,6 +150,15 @@ class MeasureSet:
     def __len__(self) -> int:
         return len(self.voices)
 
+    def subset(self, keep: np.ndarray) -> MeasureSet:
+        """The measures ``keep`` (sorted indices); neighbour links outside the subset become -1."""
+        keep = np.asarray(keep)
+        new_index = np.full(len(self), -1)
+        new_index[keep] = np.arange(len(keep))
+        previous = np.where(self.previous[keep] >= 0, new_index[self.previous[keep]], -1)
+        return MeasureSet(self.voices[keep], self.chords[keep], self.triplets[keep], previous,
+                          self.piece[keep], self.bar[keep])  # fmt: skip
+
 
 def neighbours(piece: np.ndarray, bar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the previous / next bar of the same piece among the measures, -1 where absent (a
@@ -165,7 +174,11 @@ def chord_triplets(chord_ids: np.ndarray, prev: np.ndarray, nxt: np.ndarray) -> 
     loader does at the borders)."""
     own = np.arange(len(chord_ids))
     return np.stack(
-        [chord_ids[np.where(prev >= 0, prev, own)], chord_ids, chord_ids[np.where(nxt >= 0, nxt, own)]],
+        [
+            chord_ids[np.where(prev >= 0, prev, own)],
+            chord_ids,
+            chord_ids[np.where(nxt >= 0, nxt, own)],
+        ],
         axis=1,
     )
 
@@ -175,12 +188,14 @@ def build_measure_set(voices, piece, bar, vocabulary: ChordVocabulary, pitch_low
     chords = measure_chord(voices)
     prev, nxt = neighbours(piece, bar)
     triplets = chord_triplets(vocabulary.ids(chords), prev, nxt)
-    return MeasureSet(voices, chords, triplets, prev, np.asarray(piece, np.int64), np.asarray(bar, np.int64))
+    return MeasureSet(
+        voices, chords, triplets, prev, np.asarray(piece, np.int64), np.asarray(bar, np.int64)
+    )
 
 
-def load_measures(cfg_data) -> tuple[MeasureSet, MeasureSet, ChordVocabulary]:
-    """Train and validation measures of the chorale split (common.music: valid = Riemenschneider
-    number % 10 == 0) and the chord vocabulary fitted on train."""
+def load_measures(cfg_data, vocabulary: ChordVocabulary | None = None):
+    """(train, validation, vocabulary): measures of the chorale split (common.music: valid =
+    Riemenschneider number % 10 == 0) and the chord vocabulary (fitted on train unless given)."""
     from common.music import chorale_measures
 
     splits = {}
@@ -190,10 +205,16 @@ def load_measures(cfg_data) -> tuple[MeasureSet, MeasureSet, ChordVocabulary]:
         if len(m.voices) == 0:
             raise ValueError(f"common.music returned no measures for split '{split}'")
     train_voices = fold_into_rows(splits["train"].voices, cfg_data.pitch_low, cfg_data.n_pitches)
-    vocabulary = ChordVocabulary.fit(measure_chord(train_voices), cfg_data.min_chord_count)
+    if vocabulary is None:
+        vocabulary = ChordVocabulary.fit(measure_chord(train_voices), cfg_data.min_chord_count)
     sets = [
         build_measure_set(
-            splits[s].voices, splits[s].piece, splits[s].bar, vocabulary, cfg_data.pitch_low, cfg_data.n_pitches
+            splits[s].voices,
+            splits[s].piece,
+            splits[s].bar,
+            vocabulary,
+            cfg_data.pitch_low,
+            cfg_data.n_pitches,
         )
         for s in ("train", cfg_data.valid_split)
     ]

@@ -233,7 +233,9 @@ class ConditionalPixelCNN(nn.Module):
         spatial = None
         if self.spatial:
             if previous is None:
-                raise ValueError("this prior conditions on the previous measure's codes: pass previous")
+                raise ValueError(
+                    "this prior conditions on the previous measure's codes: pass previous"
+                )
             spatial = self.previous_embed(previous).permute(0, 3, 1, 2)
         for n, layer in enumerate(self.layers):
             cond = self.chord_embed[n](chords + offsets).sum(1)[:, :, None, None]

@@ -99,11 +99,15 @@ def train(cfg) -> Path:
 
         # ---------------------------------------------------------------- models
         vqvae = build_vqvae(cfg).to(run.device)
-        vq_optimizer = torch.optim.Adam(vqvae.parameters(), lr=cfg.vqvae.lr, betas=(0.9, 0.999), eps=1e-8)
+        vq_optimizer = torch.optim.Adam(
+            vqvae.parameters(), lr=cfg.vqvae.lr, betas=(0.9, 0.999), eps=1e-8
+        )
         priors = {"chord": build_prior(cfg, len(vocabulary), spatial=False).to(run.device)}
         if cfg.prior.spatial:
             priors["spatial"] = build_prior(cfg, len(vocabulary), spatial=True).to(run.device)
-        prior_optimizers = {k: torch.optim.Adam(p.parameters(), lr=cfg.prior.lr) for k, p in priors.items()}
+        prior_optimizers = {
+            k: torch.optim.Adam(p.parameters(), lr=cfg.prior.lr) for k, p in priors.items()
+        }
         run.track(vqvae=vqvae, vq_optimizer=vq_optimizer, batches=batches)
         run.track(**{f"prior_{k}": p for k, p in priors.items()})
         run.track(**{f"prior_{k}_optimizer": o for k, o in prior_optimizers.items()})
