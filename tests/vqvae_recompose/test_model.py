@@ -49,7 +49,9 @@ from vqvae_recompose.sampling import passage_depth
 @pytest.mark.parametrize("spatial", [False, True])
 def test_pixelcnn_is_causal_in_raster_order_and_has_no_blind_spot(spatial):
     torch.manual_seed(0)
-    prior = ConditionalPixelCNN(8, 5, channels=8, layers=6, first_kernel=5, kernel=3, spatial=spatial)
+    prior = ConditionalPixelCNN(
+        8, 5, channels=8, layers=6, first_kernel=5, kernel=3, spatial=spatial
+    )
     codes = torch.randint(8, (1, 13, 4))
     chords = torch.tensor([[1, 2, 3]])
     previous = torch.randint(9, (1, 13, 4)) if spatial else None
