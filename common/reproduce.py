@@ -46,10 +46,12 @@ PAPER_NAMES = [name for name, _ in PAPERS]
 def load_paper(paper: str) -> ModuleType | None:
     """The paper's reproduce module, or None while the paper's issue has not landed."""
     if paper not in PAPER_NAMES:
-        raise SystemExit(
+        print(
             f"python -m common.reproduce: error: unknown paper '{paper}' "
-            f"(one of: {', '.join(PAPER_NAMES)}, all, summary)"
+            f"(one of: {', '.join(PAPER_NAMES)}, all, summary)",
+            file=sys.stderr,
         )
+        raise SystemExit(2)
     try:
         return importlib.import_module(f"{paper}.reproduce")
     except ModuleNotFoundError as err:

@@ -82,12 +82,14 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+# Duck-typed: under `python -m common.results` the papers' PaperNumber is common.results.PaperNumber,
+# a different class from this __main__ module's.
 def paper_value(entry: PaperNumber | float | None) -> float | None:
-    return entry.value if isinstance(entry, PaperNumber) else entry
+    return entry.value if hasattr(entry, "source") else entry
 
 
 def paper_source(entry: PaperNumber | float | None) -> str:
-    return entry.source if isinstance(entry, PaperNumber) else ""
+    return entry.source if hasattr(entry, "source") else ""
 
 
 def write_between_markers(path: Path | str, text: str, begin: str = BEGIN, end: str = END) -> None:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from common.config import load_config
 from common.results import PaperNumber, reproduce_cli, results_dir, write_results
-from loqa.config import CONFIG_DIR, LoqaConfig, LoqaReproduceConfig, validate_reproduce
+from loqa.config import CONFIG_DIR, LoqaConfig, LoqaReproduceConfig
 from loqa.eval import coin_results, ipd_results, save_agent
 from loqa.train import train
 
@@ -136,7 +136,6 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
     start = time.time()
     presets = {game: f"{game}_{scale}" for game in ("ipd", "coin")}
     cfg = load_config(LoqaReproduceConfig, presets, overrides, CONFIG_DIR)
-    validate_reproduce(cfg)
     workers = cfg.reproduce.workers or default_workers()
     out_dir = cfg[cfg.reproduce.games[0]].out_dir
     out = results_dir(PAPER, scale, out_dir)

@@ -51,9 +51,11 @@ def test_summary_lists_every_paper_and_the_papers_values(tmp_path, monkeypatch):
     assert "| game/reward | 2.5 | 1.25 | 3 |" in table
 
 
-def test_unknown_paper_is_refused():
-    with pytest.raises(SystemExit, match="unknown paper 'lqoa'"):
+def test_unknown_paper_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
         load_paper("lqoa")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "unknown paper 'lqoa'" in err
 
 
 def test_run_paper_passes_scale_and_overrides_and_a_bad_key_is_one_line(monkeypatch, capsys):
