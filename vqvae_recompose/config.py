@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from common.config import BaseConfig
+from common.config import RESUME_MAY_CHANGE, BaseConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -126,6 +127,9 @@ class ReproduceConfig:
 
 @dataclass
 class RecomposeConfig(BaseConfig):
+    # a resumed run may train its priors longer; vqvae.steps moves the stage boundary, so it may not change
+    resume_may_change: ClassVar[tuple[str, ...]] = (*RESUME_MAY_CHANGE, "prior.steps")
+
     data: DataConfig = field(default_factory=DataConfig)
     vqvae: VQVAEConfig = field(default_factory=VQVAEConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)

@@ -21,14 +21,9 @@ import numpy as np
 import torch
 
 from common import plots
+from common.cli import entry_point
 from common.music.chords import chord_name
-from common.runner import (
-    CheckpointError,
-    load_checkpoint,
-    load_run_config,
-    read_metrics,
-    set_threads,
-)
+from common.runner import check_run_dir, load_checkpoint, read_metrics, set_threads
 from vqvae_recompose.analysis import (
     dissonance_rate,
     longest_rest_runs,
@@ -60,7 +55,7 @@ PASSAGE_BARS = 8  # Fig. 1 / Fig. 2: 8-bar passages
 
 def load_models(run_dir: Path | str):
     """(cfg, vqvae, priors {"chord", "spatial"?}, vocabulary) of a run, eval mode, on CPU."""
-    cfg = load_run_config(run_dir)
+    cfg = check_run_dir(run_dir, "vqvae_recompose", need_checkpoint=True)
     state = load_checkpoint(run_dir)
     vocabulary = ChordVocabulary(np.array(state["extra"]["chord_classes"], dtype=np.int64))
     vqvae = build_vqvae(cfg)
@@ -122,8 +117,6 @@ def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
     """Every result key of the run; also writes ``eval.json``, plots and samples into ``run_dir``."""
     started = time.time()
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise CheckpointError(f"no run directory {run_dir}")
     cfg, vqvae, priors, vocabulary = load_models(run_dir)
     set_threads(cfg.threads)
     train_set, valid_set, _ = load_measures(cfg.data, vocabulary)
@@ -310,6 +303,7 @@ def learning_curves(run_dir: Path, plots_dir: Path) -> None:
         plots.learning_curves(plots_dir / f"{name}.png", curves, x=x, ylabel=ylabel, title=ylabel)
 
 
+@entry_point("python -m vqvae_recompose.eval")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vqvae_recompose.eval", description=__doc__.splitlines()[0]
@@ -317,11 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", required=True, help="run directory (runs/vqvae_recompose/<name>)")
     parser.add_argument("--no-audio", action="store_true", help="skip WAV rendering of the samples")
     args = parser.parse_args(argv)
-    try:
-        results = evaluate(args.run, audio=not args.no_audio)
-    except (CheckpointError, FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
-        print(f"python -m vqvae_recompose.eval: error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+    results = evaluate(args.run, audio=not args.no_audio)
     for key, value in sorted(results.items()):
         print(
             f"{key:45s} {value:.4g}"

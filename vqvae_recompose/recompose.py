@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.cli import entry_point
 from common.music.chords import chord_name, key_normalising_shift
 from common.music.constants import REST, MusicFileError
-from common.runner import CheckpointError
+from common.runner import RunDirError
 from vqvae_recompose.data import chord_triplets, fold_into_rows, measure_chord
 from vqvae_recompose.render import passage, pianorolls, write_passage
 from vqvae_recompose.sampling import decode, sample_passages
@@ -75,7 +76,7 @@ def recompose(source: str, run_dir: Path, out_dir: Path, seed: int = 0, temperat
     cfg, vqvae, priors, vocabulary = load_models(run_dir)
     name = "spatial" if spatial else "chord"
     if name not in priors:
-        raise CheckpointError(f"{run_dir} has no {name} prior (trained with prior.spatial=false?)")
+        raise RunDirError(f"{run_dir} has no {name} prior (trained with prior.spatial=false?)")
     voices, bars, tonic, mode = load_source(source)
     if not bars:
         raise ValueError(f"{source}: no full 4/4 bar to recompose")
@@ -112,6 +113,7 @@ def recompose(source: str, run_dir: Path, out_dir: Path, seed: int = 0, temperat
     return {"bars": len(bars), "chords": names, "files": files}
 
 
+@entry_point("python -m vqvae_recompose.recompose", also=(MusicFileError, ValueError))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vqvae_recompose.recompose", description=__doc__.splitlines()[0]
@@ -146,13 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         "/", "_"
     )
     torch.set_num_threads(1)
-    try:
-        result = recompose(
-            args.source, args.run, out, args.seed, args.temperature, args.spatial, not args.no_audio
-        )
-    except (MusicFileError, CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
+    result = recompose(
+        args.source, args.run, out, args.seed, args.temperature, args.spatial, not args.no_audio
+    )
     print(f"recomposed {result['bars']} bars over: {' '.join(result['chords'])}")
     for path in result["files"]:
         print(f"  {path}")

@@ -57,6 +57,8 @@ HEADLINE = [
 def main(scale: str, overrides: list[str]) -> dict:
     started = time.time()
     cfg = load_config(RecomposeConfig, scale, [f"name={scale}", *overrides], CONFIG_DIR)
+    if not cfg.resume:
+        cfg.overwrite = True  # `make vqvae_recompose` reruns the experiment from scratch
     out = results_dir(PAPER, scale, cfg.out_dir)
     per_seed = []
     for seed in cfg.reproduce.seeds:

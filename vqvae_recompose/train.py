@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from common.config import ConfigError, parse_args
+from common.cli import entry_point
+from common.config import parse_args, validate
 from common.runner import Run
 from vqvae_recompose.config import CONFIG_DIR, RecomposeConfig
 from vqvae_recompose.data import image_to_voices, load_measures, voices_to_image
@@ -30,14 +30,6 @@ from vqvae_recompose.model import (
 )
 
 PAPER = "vqvae_recompose"
-
-
-def validate(cfg) -> None:
-    """Run the dataclasses' range checks (``__post_init__``) on a merged config; one-line ConfigError."""
-    try:
-        OmegaConf.to_object(cfg)
-    except ValueError as err:
-        raise ConfigError(str(err).splitlines()[0]) from None
 
 
 def build_vqvae(cfg) -> VQVAE:
@@ -87,7 +79,7 @@ def mean_prior_nll(prior, codes, chords, previous, batch: int) -> float:
 
 def train(cfg) -> Path:
     """Train with ``cfg`` (a resolved RecomposeConfig); returns the run directory."""
-    validate(cfg)
+    validate(cfg)  # the schema's range checks, also for a config built without load_config
     with Run(cfg, paper=PAPER) as run:
         # ---------------------------------------------------------------- data
         train_set, valid_set, vocabulary = load_measures(cfg.data)
@@ -176,13 +168,10 @@ def train(cfg) -> Path:
     return run.dir
 
 
+@entry_point(f"python -m {PAPER}.train")
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(RecomposeConfig, CONFIG_DIR, __doc__, argv, prog=f"python -m {PAPER}.train")
-    try:
-        run_dir = train(cfg)
-    except ConfigError as err:
-        print(f"python -m {PAPER}.train: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    run_dir = train(cfg)
     print(f"{PAPER}: trained; evaluate with: python -m {PAPER}.eval --run {run_dir}")
 
 
