@@ -300,6 +300,21 @@ PAPER_CASES = {
         ],
         (3, 6),
     ),
+    "meva": (
+        [
+            "-m",
+            "meva.train",
+            "--config",
+            "quick",
+            "train.updates=300",
+            "train.batch=16",
+            "train.rollout_length=20",
+            "train.log_every=10",
+            "train.heldout_pairs=8",
+            "model.hidden=16",
+        ],
+        (20, 60),
+    ),
 }
 
 
@@ -317,6 +332,7 @@ UORO_WINDOW = (
         "coconet",
         "loqa",
         "loqa_coin",
+        "meva",
         pytest.param("uoro", marks=pytest.mark.xfail(reason=UORO_WINDOW, strict=False)),
     ],
 )
