@@ -218,3 +218,22 @@ def test_user_errors_are_one_line_with_status_2_and_leave_no_run_directory(tmp_p
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], (args, proc.stderr)
     assert not (env_dir / "runs").exists(), "a refused run left a run directory behind"
+
+
+def test_a_tiny_coin_run_gives_identical_parameters_in_two_separate_processes(tmp_path):
+    """Same code and config, two fresh processes (float32 GRUs, sampled episodes): bit-identical."""
+    root = str(Path(__file__).resolve().parents[2])
+    args = ["--config", "coin_quick", *TINY, "train.opponents_per_batch=4"]
+    for name in ("a", "b"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "loqa.train", *args, f"out_dir={tmp_path}", f"name={name}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": root},
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    _, a = load_agent(tmp_path / "loqa" / "a")
+    _, b = load_agent(tmp_path / "loqa" / "b")
+    for (key, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), f"{key} differs between two processes"
