@@ -34,7 +34,7 @@ from common.envs.agents import (
 )
 from common.envs.matrix_games import STATE_NAMES
 from common.plots import bar_chart, heatmap, learning_curves
-from common.reproduce import write_between_markers
+from common.results import write_between_markers
 from loqa.eval import load_agent, metric_curve
 from loqa.league import BotPlayer, LearnedPlayer, coin_league, ipd_league
 from loqa.model import ipd_cooperation_probabilities
@@ -456,7 +456,7 @@ if __name__ == "__main__":
 
     table = results_table(_load("quick"), _load("full"))
     if "--readme" in sys.argv[1:]:
-        write_between_markers(README, TABLE_BEGIN, TABLE_END, table)
+        write_between_markers(README, table, TABLE_BEGIN, TABLE_END)
         print(f"wrote the results table into {README}")
     else:
         print(table, end="")
