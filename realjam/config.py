@@ -32,9 +32,16 @@ class DataConfig:
     eval_seed: int = 1234  # the evaluation's own sampling generator
 
     def __post_init__(self):
-        _positive("data", crop_frames=self.crop_frames, eval_frames=self.eval_frames, eval_samples=self.eval_samples)
+        _positive(
+            "data",
+            crop_frames=self.crop_frames,
+            eval_frames=self.eval_frames,
+            eval_samples=self.eval_samples,
+        )
         if self.crop_frames % 4 or self.eval_frames % 4:
-            raise ValueError("data.crop_frames and data.eval_frames must be whole beats (multiples of 4)")
+            raise ValueError(
+                "data.crop_frames and data.eval_frames must be whole beats (multiples of 4)"
+            )
 
 
 @dataclass
@@ -62,18 +69,26 @@ class PretrainConfig:
     log_every: int = 10  # steps between metric lines
 
     def __post_init__(self):
-        _positive("pretrain", steps=self.steps, batch_size=self.batch_size, log_every=self.log_every)
+        _positive(
+            "pretrain", steps=self.steps, batch_size=self.batch_size, log_every=self.log_every
+        )
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
 @dataclass
 class RewardConfig:
-    harmony: float = 1.0  # rule: per frame whose sounding melody note is a chord tone (ours, issue 18)
+    harmony: float = (
+        1.0  # rule: per frame whose sounding melody note is a chord tone (ours, issue 18)
+    )
     contrastive: float = 1.0  # model: per frame x cosine(melody, chords) (ReaLchords: weight 1.0)
     silence: float = 1.0  # rule: per silent chord frame against a sounding melody (authors' code)
-    silence_allowance: float = 0.04  # silence is free below this fraction of frames (authors' code: 4%)
-    repeat: float = 1.0  # rule: per 4th+ consecutive strike of one chord (authors' code: threshold 4)
+    silence_allowance: float = (
+        0.04  # silence is free below this fraction of frames (authors' code: 4%)
+    )
+    repeat: float = (
+        1.0  # rule: per 4th+ consecutive strike of one chord (authors' code: threshold 4)
+    )
     change: float = 0.3  # rule: per change after a chord shorter than min_hold frames (ours)
     min_hold: int = 4  # frames (a beat) a chord should last before a change is free (ours)
 
@@ -85,20 +100,32 @@ class RLConfig:
     frames: int = 256  # frames per rollout (ReaLchords: 256)
     lr: float = 5e-6  # actor and critic Adam lr (ReaLchords: actor 5e-6, critic 9e-5)
     temperature: float = 0.99  # rollout sampling temperature (ReaLchords: 0.99)
-    kl_teacher: float = 0.001  # beta: KL(pi || teacher) per chord token (ReaLchords: 0.001 to the anchor)
+    kl_teacher: float = (
+        0.001  # beta: KL(pi || teacher) per chord token (ReaLchords: 0.001 to the anchor)
+    )
     kl_start: float = 0.0  # KL(pi || pi_MLE) per chord token (ours; 0 = off)
     gae_lambda: float = 0.95  # (ReaLchords: 0.95, gamma 1)
     value_coef: float = 0.5  # weight of the value regression (ours)
     grad_clip: float = 1.0  # global gradient-norm clip (ours)
-    folk_fraction: float = 0.5  # share of folk melodies among the prompts, the rest chorale sopranos (ours)
+    folk_fraction: float = (
+        0.5  # share of folk melodies among the prompts, the rest chorale sopranos (ours)
+    )
     mle_run: str = ""  # run directory of the pretrained online model (stage=rl)
     teacher_run: str = ""  # run directory of the offline teacher (stage=rl)
-    reward_run: str = ""  # run directory of the contrastive reward model (stage=rl; "" = no model reward)
+    reward_run: str = (
+        ""  # run directory of the contrastive reward model (stage=rl; "" = no model reward)
+    )
     log_every: int = 5  # updates between metric lines
     rewards: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self):
-        _positive("rl", updates=self.updates, batch_size=self.batch_size, frames=self.frames, log_every=self.log_every)
+        _positive(
+            "rl",
+            updates=self.updates,
+            batch_size=self.batch_size,
+            frames=self.frames,
+            log_every=self.log_every,
+        )
         if not 0 <= self.folk_fraction <= 1:
             raise ValueError(f"rl.folk_fraction must be in [0, 1], got {self.folk_fraction}")
 
@@ -106,10 +133,17 @@ class RLConfig:
 @dataclass
 class ReproduceConfig:
     seeds: list[int] = field(default_factory=lambda: [0])  # seeds of the whole pipeline
-    workers: int = 2  # processes training independent stages at once (mle || teacher+reward, rl || rl_hack)
-    hack_control: bool = True  # also train the reward-hacking control: no change penalty, weak KL (issue 18)
+    workers: int = (
+        2  # processes training independent stages at once (mle || teacher+reward, rl || rl_hack)
+    )
+    hack_control: bool = (
+        True  # also train the reward-hacking control: no change penalty, weak KL (issue 18)
+    )
     hack_change: float = 0.0  # the control's rl.rewards.change
     hack_kl_teacher: float = 0.02  # the control's rl.kl_teacher (the calibration's hacked run)
+    reuse: bool = (
+        False  # reuse finished pretraining runs with the same settings (to re-tune RL only)
+    )
 
 
 @dataclass
@@ -117,7 +151,9 @@ class RealJamConfig(BaseConfig):
     stage: str = "all"  # mle | teacher | reward | rl | all (all: each stage in <name>/<stage>)
     data: DataConfig = field(default_factory=DataConfig)
     net: NetConfig = field(default_factory=NetConfig)  # online model and teacher
-    reward_net: NetConfig = field(default_factory=NetConfig)  # contrastive reward model's two encoders
+    reward_net: NetConfig = field(
+        default_factory=NetConfig
+    )  # contrastive reward model's two encoders
     mle: PretrainConfig = field(default_factory=PretrainConfig)
     teacher: PretrainConfig = field(default_factory=PretrainConfig)
     reward: PretrainConfig = field(default_factory=PretrainConfig)

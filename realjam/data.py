@@ -132,7 +132,9 @@ def random_prompts(
     pitches, onsets = [], []
     for pick, shift in zip(picks, shifts):
         song = songs[pick]
-        start = 4 * int(torch.randint((len(song.melody) - frames) // 4 + 1, (1,), generator=generator))
+        start = 4 * int(
+            torch.randint((len(song.melody) - frames) // 4 + 1, (1,), generator=generator)
+        )
         m = song.melody[start : start + frames]
         pitches.append(torch.as_tensor(np.where(m >= 0, m + shift, SILENT)))
         onsets.append(torch.as_tensor(song.onsets[start : start + frames]))

@@ -28,7 +28,6 @@ from realjam.sampling import sample_online, sample_teacher  # noqa: E402
 from realjam.store import load_stage  # noqa: E402
 from realjam.tokens import (  # noqa: E402
     CHORD_SILENCE,
-    MELODY_REST,
     chord_changes,
     chord_symbols,
     encode_chords,
@@ -86,7 +85,7 @@ def key_change_melodies(songs, frames: int) -> tuple[torch.Tensor, torch.Tensor]
 
 def recovery_beats(curve: np.ndarray, change_beat: int, tolerance: float = 0.1) -> float:
     """Beats after the change until harmony is back within ``tolerance`` of its pre-change level."""
-    before = curve[change_beat - BEATS_AROUND_CHANGE : change_beat].mean()
+    before = curve[max(change_beat - BEATS_AROUND_CHANGE, 0) : change_beat].mean()
     for beat in range(change_beat, len(curve)):
         if curve[beat] >= before - tolerance:
             return float(beat - change_beat)
@@ -116,15 +115,23 @@ def evaluate(run_dir: Path | str, baselines: bool = True) -> dict[str, float]:
         chords, _ = sample_online(model, frames, melody=many_m, generator=gen)
         results.update({f"{name}/{k}": v for k, v in frame_stats(many_p, chords).items()})
         with torch.no_grad():
-            results[f"{name}/chord_nll"] = chord_nll(model.chord_logits(interleave(real_chords, melody)), real_chords)
+            results[f"{name}/chord_nll"] = chord_nll(
+                model.chord_logits(interleave(real_chords, melody)), real_chords
+            )
         return chords
 
     rl_chords = sample_and_score("rl", rl)
-    with torch.no_grad():  # KL per chord token of the RL policy to its start (and to the teacher), on its own samples
+    with (
+        torch.no_grad()
+    ):  # KL per chord token of the RL policy to its start (and to the teacher), on its own samples
         seq = interleave(rl_chords, many_m)
         rl_logp = rl.chord_logits(seq)
-        results["rl/kl_per_chord_token"] = float(kl_per_position(rl_logp, mle.chord_logits(seq)).mean())
-        results["rl/kl_to_teacher"] = float(kl_per_position(rl_logp, teacher.chord_logits(many_m, rl_chords)).mean())
+        results["rl/kl_per_chord_token"] = float(
+            kl_per_position(rl_logp, mle.chord_logits(seq)).mean()
+        )
+        results["rl/kl_to_teacher"] = float(
+            kl_per_position(rl_logp, teacher.chord_logits(many_m, rl_chords)).mean()
+        )
 
     # Held-out folk tunes: out-of-distribution melodies without chords.
     folk = folk_songs("test", cfg.data.folk_limit, frames) if cfg.data.folk_limit else []
@@ -144,8 +151,11 @@ def evaluate(run_dir: Path | str, baselines: bool = True) -> dict[str, float]:
         chords, _ = sample_online(model, frames, melody=kc_m, generator=gen)
         curve = harmony_per_beat(kc_p, chords)
         curves[name] = curve
-        results[f"{name}/harmony_after_key_change"] = float(curve[change_beat : change_beat + BEATS_AROUND_CHANGE].mean())
-        results[f"{name}/harmony_before_key_change"] = float(curve[change_beat - BEATS_AROUND_CHANGE : change_beat].mean())
+        results[f"{name}/harmony_after_key_change"] = float(
+            curve[change_beat : change_beat + BEATS_AROUND_CHANGE].mean()
+        )
+        before = curve[max(change_beat - BEATS_AROUND_CHANGE, 0) : change_beat]
+        results[f"{name}/harmony_before_key_change"] = float(before.mean())
         results[f"{name}/beats_to_recover"] = recovery_beats(curve, change_beat)
 
     if baselines:
@@ -153,15 +163,25 @@ def evaluate(run_dir: Path | str, baselines: bool = True) -> dict[str, float]:
         # Unigram of chord tokens over the training chorales in all 12 keys (the "no context" baseline).
         train = chorale_songs("train", limit=limit)
         counts = unigram(
-            np.concatenate([encode_chords(torch.as_tensor(transpose_song(s, k).chords)).numpy() for s in train for k in range(12)])
+            np.concatenate(
+                [
+                    encode_chords(torch.as_tensor(transpose_song(s, k).chords)).numpy()
+                    for s in train
+                    for k in range(12)
+                ]
+            )
         )
         probs = torch.as_tensor(counts, dtype=torch.float)
         results["unigram/chord_nll"] = float(-probs[real_chords].clamp(min=1e-12).log().mean())
-        random_chords = torch.multinomial(probs, many_p.numel(), replacement=True, generator=gen).view(many_p.shape)
+        random_chords = torch.multinomial(
+            probs, many_p.numel(), replacement=True, generator=gen
+        ).view(many_p.shape)
         results.update({f"random/{k}": v for k, v in frame_stats(many_p, random_chords).items()})
         sample_and_score("mle", mle)
         with torch.no_grad():
-            results["teacher/chord_nll"] = chord_nll(teacher.chord_logits(melody, real_chords), real_chords)
+            results["teacher/chord_nll"] = chord_nll(
+                teacher.chord_logits(melody, real_chords), real_chords
+            )
             teacher_chords = sample_teacher(teacher, many_m, generator=gen)
         results.update({f"teacher/{k}": v for k, v in frame_stats(many_p, teacher_chords).items()})
         results["eval/held_out_melodies"] = float(len(test))
@@ -173,7 +193,9 @@ def evaluate(run_dir: Path | str, baselines: bool = True) -> dict[str, float]:
         plot_pretraining(cfg, plots / "pretraining.png")
         plot_harmony_bars(results, plots / "harmony.png")
     results = {k: round(v, 5) for k, v in results.items()}
-    atomic_write_text(__import__("json").dumps(results, indent=2, sort_keys=True) + "\n", run_dir / "eval.json")
+    atomic_write_text(
+        __import__("json").dumps(results, indent=2, sort_keys=True) + "\n", run_dir / "eval.json"
+    )
     return results
 
 
@@ -205,7 +227,9 @@ def plot_rl_curves(metrics: list[dict], path: Path) -> None:
     axes[1].legend()
     for key in ("rl/harmony_rate", "rl/changes_per_frame"):
         axes[2].plot(steps, [m.get(key, np.nan) for m in metrics], label=key.split("/")[1])
-    axes[2].set(xlabel="RL update", ylabel="rate (training rollouts)", title="harmony and chord changes")
+    axes[2].set(
+        xlabel="RL update", ylabel="rate (training rollouts)", title="harmony and chord changes"
+    )
     axes[2].legend()
     _save(fig, path)
 
@@ -214,9 +238,17 @@ def plot_pretraining(cfg, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for stage, key in (("mle", "losses/chord_nll"), ("teacher", "losses/chord_nll")):
         metrics = read_metrics(cfg.rl[f"{stage}_run"])
-        ax.plot([m["step"] for m in metrics], [m.get(key, np.nan) for m in metrics], label=f"{stage} chord NLL")
+        ax.plot(
+            [m["step"] for m in metrics],
+            [m.get(key, np.nan) for m in metrics],
+            label=f"{stage} chord NLL",
+        )
     mle = read_metrics(cfg.rl.mle_run)
-    ax.plot([m["step"] for m in mle], [m.get("losses/nll", np.nan) for m in mle], label="mle NLL (all tokens)")
+    ax.plot(
+        [m["step"] for m in mle],
+        [m.get("losses/nll", np.nan) for m in mle],
+        label="mle NLL (all tokens)",
+    )
     ax.set(xlabel="step", ylabel="training NLL (nats per token)", title="Pretraining")
     ax.legend()
     _save(fig, path)
@@ -241,14 +273,19 @@ def _save(fig, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m realjam.eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="an RL run directory, e.g. runs/realjam/quick/rl_seed0")
+    parser = argparse.ArgumentParser(
+        prog="python -m realjam.eval", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--run", required=True, help="an RL run directory, e.g. runs/realjam/quick/rl_seed0"
+    )
     parser.add_argument("--no-baselines", action="store_true", help="score only the RL model")
     args = parser.parse_args(argv)
     try:
         results = evaluate(args.run, baselines=not args.no_baselines)
     except CheckpointError as err:
-        parser.error(str(err))
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     for key in sorted(results):
         print(f"{key}: {results[key]:.4g}")
 

@@ -45,7 +45,9 @@ class KVCache:
     def layer_length(self, layer: int) -> int:
         return 0 if self.keys[layer] is None else self.keys[layer].shape[2]
 
-    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def append(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.keys[layer] is not None:
             k = torch.cat([self.keys[layer], k], dim=2)
             v = torch.cat([self.values[layer], v], dim=2)
@@ -103,7 +105,9 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, causal=True, cache=None, layer=0, memory=None, pad_mask=None):
-        x = x + self.drop(self.attn(self.norm1(x), causal=causal, cache=cache, layer=layer, pad_mask=pad_mask))
+        x = x + self.drop(
+            self.attn(self.norm1(x), causal=causal, cache=cache, layer=layer, pad_mask=pad_mask)
+        )
         if self.cross is not None:
             x = x + self.drop(self.cross(self.norm_cross(x), source=memory))
         return x + self.drop(self.mlp(self.norm2(x)))
@@ -113,7 +117,11 @@ def typed_logits(logits: torch.Tensor, predicts_chord: torch.Tensor | bool) -> t
     """Keep only chord tokens where a chord comes next and only melody tokens where a note comes next."""
     ids = torch.arange(logits.shape[-1], device=logits.device)
     chord_ids = (ids >= CHORD_SILENCE) & (ids < MELODY_REST)
-    allowed = torch.where(torch.as_tensor(predicts_chord, device=logits.device)[..., None], chord_ids, ~chord_ids & (ids >= MELODY_REST))
+    allowed = torch.where(
+        torch.as_tensor(predicts_chord, device=logits.device)[..., None],
+        chord_ids,
+        ~chord_ids & (ids >= MELODY_REST),
+    )
     return logits.masked_fill(~allowed, float("-inf"))
 
 
@@ -135,7 +143,9 @@ class OnlineModel(nn.Module):
     def features(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         start = 0 if cache is None else cache.length
         if start + tokens.shape[1] > self.max_tokens:
-            raise ValueError(f"sequence of {start + tokens.shape[1]} tokens exceeds the context {self.max_tokens}")
+            raise ValueError(
+                f"sequence of {start + tokens.shape[1]} tokens exceeds the context {self.max_tokens}"
+            )
         pos = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         x = self.embed(tokens) + self.position(pos)
         for i, block in enumerate(self.blocks):
@@ -188,7 +198,9 @@ class Teacher(nn.Module):
             x = block(x, causal=False, pad_mask=real)
         return self.norm_enc(x)
 
-    def forward(self, chord_inputs: torch.Tensor, memory: torch.Tensor, cache: KVCache | None = None):
+    def forward(
+        self, chord_inputs: torch.Tensor, memory: torch.Tensor, cache: KVCache | None = None
+    ):
         """Chord logits for decoder inputs [BOS, c_1, ..., c_{n-1}] (shifted chords) given the encoded melody."""
         start = 0 if cache is None else cache.length
         pos = torch.arange(start, start + chord_inputs.shape[1], device=chord_inputs.device)
@@ -203,10 +215,14 @@ class Teacher(nn.Module):
         return F.log_softmax(self(inputs, self.encode(melody_tokens)), dim=-1)
 
 
-def teacher_loss(teacher: Teacher, melody_tokens: torch.Tensor, chord_tokens: torch.Tensor) -> torch.Tensor:
+def teacher_loss(
+    teacher: Teacher, melody_tokens: torch.Tensor, chord_tokens: torch.Tensor
+) -> torch.Tensor:
     logp = teacher.chord_logits(melody_tokens, chord_tokens)
     nll = -logp.gather(-1, chord_tokens.clamp(min=0)[..., None])[..., 0]
-    nll = torch.where(chord_tokens != PAD, nll, 0.0)  # PAD targets have -inf log-prob: drop them first
+    nll = torch.where(
+        chord_tokens != PAD, nll, 0.0
+    )  # PAD targets have -inf log-prob: drop them first
     real = (chord_tokens != PAD).float()
     return nll.sum() / real.sum().clamp(min=1)
 
@@ -216,12 +232,16 @@ class ContrastiveReward(nn.Module):
 
     def __init__(self, dim: int, layers: int, heads: int, max_frames: int, dropout: float):
         super().__init__()
-        self.embed = nn.Embedding(VOCAB_SIZE, dim)  # one table: melody and chord tokens are disjoint
+        self.embed = nn.Embedding(
+            VOCAB_SIZE, dim
+        )  # one table: melody and chord tokens are disjoint
         self.position = nn.Embedding(max_frames, dim)
         self.melody_encoder = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
         self.chord_encoder = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
         self.melody_out, self.chord_out = nn.Linear(dim, dim), nn.Linear(dim, dim)
-        self.log_scale = nn.Parameter(torch.tensor(2.3))  # InfoNCE inverse temperature, learned (CLIP)
+        self.log_scale = nn.Parameter(
+            torch.tensor(2.3)
+        )  # InfoNCE inverse temperature, learned (CLIP)
 
     def _embed(self, tokens, blocks, out) -> torch.Tensor:
         pos = torch.arange(tokens.shape[1], device=tokens.device)
@@ -232,7 +252,9 @@ class ContrastiveReward(nn.Module):
         pooled = (x * real[..., None]).sum(1) / real.sum(1, keepdim=True).clamp(min=1)
         return F.normalize(out(pooled), dim=-1)
 
-    def forward(self, melody_tokens: torch.Tensor, chord_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, melody_tokens: torch.Tensor, chord_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return (
             self._embed(melody_tokens, self.melody_encoder, self.melody_out),
             self._embed(chord_tokens, self.chord_encoder, self.chord_out),
@@ -244,7 +266,9 @@ class ContrastiveReward(nn.Module):
         return (m * c).sum(-1)
 
 
-def contrastive_loss(model: ContrastiveReward, melody_tokens, chord_tokens) -> tuple[torch.Tensor, torch.Tensor]:
+def contrastive_loss(
+    model: ContrastiveReward, melody_tokens, chord_tokens
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric InfoNCE: pair i's melody must pick chord i among the batch and vice versa; also the accuracy."""
     m, c = model(melody_tokens, chord_tokens)
     logits = model.log_scale.exp().clamp(max=100) * m @ c.T

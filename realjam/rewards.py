@@ -14,14 +14,22 @@ from dataclasses import dataclass
 import torch
 
 from realjam.model import ContrastiveReward
-from realjam.tokens import chord_changes, chord_symbols, in_chord, repeated_onsets, silent_against_melody
+from realjam.tokens import (
+    chord_changes,
+    chord_symbols,
+    in_chord,
+    repeated_onsets,
+    silent_against_melody,
+)
 
 
 @dataclass
 class RewardWeights:
     harmony: float  # per frame whose sounding note is a chord tone
     contrastive: float  # per frame x cosine(melody, chords) of the contrastive model
-    silence: float  # per silent frame against a sounding melody (when > silence_allowance of frames)
+    silence: (
+        float  # per silent frame against a sounding melody (when > silence_allowance of frames)
+    )
     silence_allowance: float  # the authors' 4% of frames, first 8 frames exempt
     repeat: float  # per 4th+ consecutive strike of one chord
     change: float  # per chord change after a chord held fewer than min_hold frames
@@ -34,7 +42,9 @@ def frames_held(symbols: torch.Tensor) -> torch.Tensor:
     held = torch.zeros(b, t, dtype=torch.long, device=symbols.device)
     run = torch.zeros(b, dtype=torch.long, device=symbols.device)
     for i in range(1, t):  # a scan over frames, vectorised over the batch
-        continues = symbols[:, i - 1] == symbols[:, i - 2] if i > 1 else torch.zeros_like(run).bool()
+        continues = (
+            symbols[:, i - 1] == symbols[:, i - 2] if i > 1 else torch.zeros_like(run).bool()
+        )
         run = torch.where(continues, run + 1, torch.ones_like(run))
         held[:, i] = run
     return held
@@ -66,6 +76,8 @@ def reward_terms(
     if contrastive is not None and weights.contrastive != 0:
         with torch.no_grad():
             score = contrastive.score(melody_tokens, chord_tokens)
-        model_term[:, -1] = weights.contrastive * score * pitches.shape[1]  # a sequence-level reward
+        model_term[:, -1] = (
+            weights.contrastive * score * pitches.shape[1]
+        )  # a sequence-level reward
     terms["contrastive"] = model_term
     return terms

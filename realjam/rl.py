@@ -17,7 +17,14 @@ from torch import nn
 from realjam.model import ContrastiveReward, OnlineModel, Teacher
 from realjam.rewards import RewardWeights, reward_terms
 from realjam.sampling import sample_online
-from realjam.tokens import CHORD_SILENCE, MELODY_REST, chord_changes, chord_symbols, harmony_rate, interleave
+from realjam.tokens import (
+    CHORD_SILENCE,
+    MELODY_REST,
+    chord_changes,
+    chord_symbols,
+    harmony_rate,
+    interleave,
+)
 
 CHORDS = slice(CHORD_SILENCE, MELODY_REST)  # the chord-token columns of the vocabulary
 
@@ -36,10 +43,13 @@ class ValueHead(nn.Module):
 def kl_per_position(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Full-distribution KL(p || ref) over the chord vocabulary at each position ``[B, T]``."""
     logp, ref_logp = logp[..., CHORDS], ref_logp[..., CHORDS]
-    return (logp.exp() * (logp - ref_logp)).sum(-1)
+    terms = logp.exp() * (logp - ref_logp)
+    return torch.where(logp == float("-inf"), 0.0, terms).sum(-1)  # 0 log 0 = 0
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, lam: float, gamma: float = 1.0) -> torch.Tensor:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, lam: float, gamma: float = 1.0
+) -> torch.Tensor:
     """Generalised advantage estimates ``[B, T]`` (value after the last frame = 0)."""
     advantages = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[:, 0])
@@ -67,7 +77,13 @@ def rl_step(
     """One rollout batch and one policy-gradient step; returns what to log."""
     # 1. Rollout: the policy accompanies the melody online (it never sees m_t before choosing c_t).
     policy.eval()
-    chords, _ = sample_online(policy, melody_tokens.shape[1], melody=melody_tokens, temperature=cfg.temperature, generator=generator)
+    chords, _ = sample_online(
+        policy,
+        melody_tokens.shape[1],
+        melody=melody_tokens,
+        temperature=cfg.temperature,
+        generator=generator,
+    )
     terms = reward_terms(pitches, chords, melody_tokens, weights, contrastive)
     rewards = sum(terms.values())
 
@@ -75,7 +91,9 @@ def rl_step(
     seq = interleave(chords, melody_tokens)
     features = policy.features(seq[:, :-1])[:, 0::2]  # states that choose a chord
     logp_all = F.log_softmax(policy.head(features)[..., CHORDS], dim=-1)
-    logp_all = F.pad(logp_all, (CHORD_SILENCE, policy.head.out_features - MELODY_REST), value=float("-inf"))
+    logp_all = F.pad(
+        logp_all, (CHORD_SILENCE, policy.head.out_features - MELODY_REST), value=float("-inf")
+    )
     logp = logp_all.gather(-1, chords[..., None])[..., 0]
     values = value_head(features)
     with torch.no_grad():
@@ -91,10 +109,17 @@ def rl_step(
     kl_start = kl_per_position(logp_all, start_logp)
     policy_loss = -(advantages * logp).mean()
     value_loss = F.mse_loss(values, returns / scale)
-    loss = policy_loss + cfg.kl_teacher * kl_teacher.mean() + cfg.kl_start * kl_start.mean() + cfg.value_coef * value_loss
+    loss = (
+        policy_loss
+        + cfg.kl_teacher * kl_teacher.mean()
+        + cfg.kl_start * kl_start.mean()
+        + cfg.value_coef * value_loss
+    )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(list(policy.parameters()) + list(value_head.parameters()), cfg.grad_clip)
+    torch.nn.utils.clip_grad_norm_(
+        list(policy.parameters()) + list(value_head.parameters()), cfg.grad_clip
+    )
     optimizer.step()
 
     symbols = chord_symbols(chords)

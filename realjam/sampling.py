@@ -16,9 +16,9 @@ import torch
 from realjam.model import OnlineModel, Teacher
 from realjam.tokens import (
     BOS,
+    chord_onsets,
     chord_symbol_name,
     chord_symbol_pitches,
-    chord_onsets,
     chord_symbols,
     interleave,
     melody_pitches,
@@ -27,7 +27,9 @@ from realjam.tokens import (
 FREE = -1  # in a forced-token array: "sample this one"
 
 
-def _draw(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+def _draw(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None
+) -> torch.Tensor:
     if temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits / temperature, dim=-1)
@@ -54,8 +56,12 @@ def sample_online(
     device = next(model.parameters()).device
     if prompt is None:
         prompt = torch.full((batch, 1), BOS, dtype=torch.long, device=device)
-    melody = torch.full((batch, n_frames), FREE, device=device) if melody is None else melody.to(device)
-    chords = torch.full((batch, n_frames), FREE, device=device) if chords is None else chords.to(device)
+    melody = (
+        torch.full((batch, n_frames), FREE, device=device) if melody is None else melody.to(device)
+    )
+    chords = (
+        torch.full((batch, n_frames), FREE, device=device) if chords is None else chords.to(device)
+    )
     cache = model.new_cache()
     logits = model(prompt.to(device), cache)[:, -1]  # predicts the first chord
     out_chords, out_melody = [], []
@@ -140,7 +146,9 @@ class Agent:
         """
         frame = len(melody_tokens)
         if len(chord_tokens) < frame:
-            raise ValueError(f"chord history ({len(chord_tokens)}) is shorter than the melody ({frame})")
+            raise ValueError(
+                f"chord history ({len(chord_tokens)}) is shorter than the melody ({frame})"
+            )
         if not 0 < lookahead < self.max_frames:
             raise ValueError(f"lookahead must be in 1..{self.max_frames - 1}, got {lookahead}")
         # Context: the last (max_frames - lookahead) frames, starting on a beat like the training crops.
@@ -155,7 +163,12 @@ class Agent:
         if committed:
             forced[0, : len(committed)] = torch.tensor(committed, device=device)
         chords, melody = sample_online(
-            self.model, lookahead, chords=forced, prompt=prompt, temperature=temperature, generator=generator
+            self.model,
+            lookahead,
+            chords=forced,
+            prompt=prompt,
+            temperature=temperature,
+            generator=generator,
         )
         return Plan(frame, chords[0].tolist(), melody[0].tolist())
 
@@ -165,5 +178,7 @@ class Agent:
         if self.teacher is None or not melody_tokens:
             return []
         device = next(self.teacher.parameters()).device
-        melody = torch.tensor(melody_tokens[-self.max_frames :], dtype=torch.long, device=device)[None]
+        melody = torch.tensor(melody_tokens[-self.max_frames :], dtype=torch.long, device=device)[
+            None
+        ]
         return sample_teacher(self.teacher, melody, temperature)[0].tolist()

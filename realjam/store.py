@@ -22,20 +22,43 @@ def validate(cfg) -> None:
 
 def build_online(cfg) -> OnlineModel:
     n = cfg.net
-    return OnlineModel(n.dim, n.layers, n.heads, max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames), n.dropout)
+    return OnlineModel(
+        n.dim,
+        n.layers,
+        n.heads,
+        max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames),
+        n.dropout,
+    )
 
 
 def build_teacher(cfg) -> Teacher:
     n = cfg.net
-    return Teacher(n.dim, n.layers, n.heads, max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames), n.dropout)
+    return Teacher(
+        n.dim,
+        n.layers,
+        n.heads,
+        max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames),
+        n.dropout,
+    )
 
 
 def build_reward(cfg) -> ContrastiveReward:
     n = cfg.reward_net
-    return ContrastiveReward(n.dim, n.layers, n.heads, max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames), n.dropout)
+    return ContrastiveReward(
+        n.dim,
+        n.layers,
+        n.heads,
+        max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames),
+        n.dropout,
+    )
 
 
-BUILDERS = {"mle": build_online, "teacher": build_teacher, "reward": build_reward, "rl": build_online}
+BUILDERS = {
+    "mle": build_online,
+    "teacher": build_teacher,
+    "reward": build_reward,
+    "rl": build_online,
+}
 
 
 def load_stage(run_dir: str | Path, stage: str):
@@ -47,8 +70,11 @@ def load_stage(run_dir: str | Path, stage: str):
     if cfg.get("stage") != stage:
         raise CheckpointError(f"{run_dir} is a '{cfg.get('stage')}' run, expected '{stage}'")
     model = BUILDERS[stage](cfg)
+    state = load_checkpoint(run_dir)
     try:
-        model.load_state_dict(load_checkpoint(run_dir)["objects"]["model"])
+        model.load_state_dict(state["objects"]["model"])
     except (KeyError, RuntimeError) as err:
-        raise CheckpointError(f"{run_dir}: checkpoint does not fit the config ({type(err).__name__})") from err
+        raise CheckpointError(
+            f"{run_dir}: checkpoint does not fit the config ({type(err).__name__})"
+        ) from err
     return model.eval()

@@ -47,17 +47,23 @@ def train_pretrain(cfg, stage: str) -> Path:
     with Run(cfg, paper=PAPER) as run:
         songs = chorale_songs("train", limit=cfg.data.chorale_limit or None)
         model = BUILDERS[stage](cfg).to(run.device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay
+        )
         schedule = warmup_cosine(optimizer, opt_cfg.warmup, opt_cfg.steps)
         crops = torch.Generator().manual_seed(cfg.seed)
         run.track(model=model, optimizer=optimizer, schedule=schedule, crops=crops)
         start = run.restore()
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"realjam {stage}: run {run.dir} | {n_params:,} parameters | {len(songs)} train chorales")
+        print(
+            f"realjam {stage}: run {run.dir} | {n_params:,} parameters | {len(songs)} train chorales"
+        )
 
         model.train()
         for step in run.steps(start, opt_cfg.steps):
-            seq, melody, chords = random_crops(songs, opt_cfg.batch_size, cfg.data.crop_frames, crops)
+            seq, melody, chords = random_crops(
+                songs, opt_cfg.batch_size, cfg.data.crop_frames, crops
+            )
             if stage == "mle":  # loss on chord and melody tokens (step 1)
                 loss, chord_nll = mle_loss(model, seq.to(run.device))
                 metrics = {"losses/nll": loss.item(), "losses/chord_nll": chord_nll.item()}
@@ -65,8 +71,13 @@ def train_pretrain(cfg, stage: str) -> Path:
                 loss = teacher_loss(model, melody.to(run.device), chords.to(run.device))
                 metrics = {"losses/chord_nll": loss.item()}
             else:  # InfoNCE over the batch's mismatched pairs (step 3)
-                loss, accuracy = contrastive_loss(model, melody.to(run.device), chords.to(run.device))
-                metrics = {"losses/infonce": loss.item(), "reward_model/batch_accuracy": accuracy.item()}
+                loss, accuracy = contrastive_loss(
+                    model, melody.to(run.device), chords.to(run.device)
+                )
+                metrics = {
+                    "losses/infonce": loss.item(),
+                    "reward_model/batch_accuracy": accuracy.item(),
+                }
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -93,15 +104,27 @@ def train_rl(cfg) -> Path:
         optimizer = torch.optim.Adam(
             list(policy.parameters()) + list(value_head.parameters()), lr=rl.lr, betas=(0.9, 0.95)
         )
-        chorales = [s for s in chorale_songs("train", limit=cfg.data.chorale_limit or None) if len(s.melody) >= rl.frames]
-        folk = folk_songs("train", cfg.data.folk_limit, rl.frames)
+        chorales = [
+            s
+            for s in chorale_songs("train", limit=cfg.data.chorale_limit or None)
+            if len(s.melody) >= rl.frames
+        ]
+        folk = folk_songs("train", cfg.data.folk_limit, rl.frames) if cfg.data.folk_limit else []
         prompts = torch.Generator().manual_seed(cfg.seed)
         sampler = torch.Generator().manual_seed(cfg.seed + 1)
-        run.track(model=policy, value_head=value_head, optimizer=optimizer, prompts=prompts, sampler=sampler)
+        run.track(
+            model=policy,
+            value_head=value_head,
+            optimizer=optimizer,
+            prompts=prompts,
+            sampler=sampler,
+        )
         start = run.restore()
         weights = RewardWeights(**OmegaConf.to_container(rl.rewards))
         n_folk = round(rl.batch_size * rl.folk_fraction) if folk else 0
-        print(f"realjam rl: run {run.dir} | prompts: {len(chorales)} chorales, {len(folk)} folk tunes")
+        print(
+            f"realjam rl: run {run.dir} | prompts: {len(chorales)} chorales, {len(folk)} folk tunes"
+        )
 
         for step in run.steps(start, rl.updates):
             parts = []
@@ -111,7 +134,19 @@ def train_rl(cfg) -> Path:
                 parts.append(random_prompts(chorales, rl.batch_size - n_folk, rl.frames, prompts))
             pitches = torch.cat([p for p, _ in parts]).to(run.device)
             melody = torch.cat([m for _, m in parts]).to(run.device)
-            stats = rl_step(policy, value_head, optimizer, teacher, start_model, contrastive, pitches, melody, weights, rl, sampler)
+            stats = rl_step(
+                policy,
+                value_head,
+                optimizer,
+                teacher,
+                start_model,
+                contrastive,
+                pitches,
+                melody,
+                weights,
+                rl,
+                sampler,
+            )
             if (step + 1) % rl.log_every == 0 or step == 0 or step + 1 == rl.updates:
                 run.log(step + 1, stats)
             run.maybe_checkpoint(step + 1)
