@@ -23,11 +23,54 @@ import torch.nn.functional as F
 from torch import nn
 
 from realjam.tokens import (
+    CHORD_BASE,
     CHORD_SILENCE,
+    MELODY_BASE,
+    MELODY_LOW,
     MELODY_REST,
     PAD,
     VOCAB_SIZE,
 )
+
+
+def _token_features() -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token: its pitch class (chord root / melody pitch mod 12; 12 = none) and a detail index
+    (chord quality 0-3, silence 4, melody octave 5-10, rest 11, special 12)."""
+    ids = torch.arange(VOCAB_SIZE)
+    pitch_class = torch.full((VOCAB_SIZE,), 12)
+    detail = torch.full((VOCAB_SIZE,), 12)
+    chord = (ids >= CHORD_BASE) & (ids < MELODY_REST)
+    symbol = (ids - CHORD_BASE) // 2
+    pitch_class[chord], detail[chord] = symbol[chord] // 4, symbol[chord] % 4
+    detail[CHORD_SILENCE], detail[MELODY_REST] = 4, 11
+    note = ids >= MELODY_BASE
+    pitch = MELODY_LOW + (ids - MELODY_BASE) // 2
+    pitch_class[note], detail[note] = pitch[note] % 12, 5 + (pitch[note] - MELODY_LOW) // 12
+    return pitch_class, detail
+
+
+class TokenEmbedding(nn.Module):
+    """Token embedding plus shared pitch-class and quality/octave embeddings (ours): a chord root and a
+    melody note of the same pitch class share a vector, so note-in-chord relations need not be learned
+    separately in every key from little data."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.token, self.pitch_class, self.detail = (
+            nn.Embedding(VOCAB_SIZE, dim),
+            nn.Embedding(13, dim),
+            nn.Embedding(13, dim),
+        )
+        pitch_class, detail = _token_features()
+        self.register_buffer("pc_of", pitch_class, persistent=False)
+        self.register_buffer("detail_of", detail, persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return (
+            self.token(tokens)
+            + self.pitch_class(self.pc_of[tokens])
+            + self.detail(self.detail_of[tokens])
+        )
 
 
 class KVCache:
@@ -131,7 +174,7 @@ class OnlineModel(nn.Module):
     def __init__(self, dim: int, layers: int, heads: int, max_frames: int, dropout: float):
         super().__init__()
         self.max_tokens = 1 + 2 * max_frames
-        self.embed = nn.Embedding(VOCAB_SIZE, dim)
+        self.embed = TokenEmbedding(dim)
         self.position = nn.Embedding(self.max_tokens, dim)
         self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
@@ -179,7 +222,7 @@ class Teacher(nn.Module):
 
     def __init__(self, dim: int, layers: int, heads: int, max_frames: int, dropout: float):
         super().__init__()
-        self.embed = nn.Embedding(VOCAB_SIZE, dim)
+        self.embed = TokenEmbedding(dim)
         self.position = nn.Embedding(max_frames + 1, dim)
         self.encoder = nn.ModuleList(Block(dim, heads, dropout) for _ in range(max(layers // 2, 1)))
         self.decoder = nn.ModuleList(Block(dim, heads, dropout, cross=True) for _ in range(layers))
@@ -232,9 +275,7 @@ class ContrastiveReward(nn.Module):
 
     def __init__(self, dim: int, layers: int, heads: int, max_frames: int, dropout: float):
         super().__init__()
-        self.embed = nn.Embedding(
-            VOCAB_SIZE, dim
-        )  # one table: melody and chord tokens are disjoint
+        self.embed = TokenEmbedding(dim)  # one table: melody and chord tokens are disjoint
         self.position = nn.Embedding(max_frames, dim)
         self.melody_encoder = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
         self.chord_encoder = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))

@@ -18,11 +18,14 @@ import pytest
 import torch
 
 from common.config import ConfigError, load_config
+from common.results import reproduce_cli
 from common.runner import CheckpointError, load_checkpoint
 from realjam.config import CONFIG_DIR, RealJamConfig
-from realjam.reproduce import finished_run
+from realjam.eval import main as eval_main
+from realjam.reproduce import PAPER, finished_run
 from realjam.reproduce import main as reproduce
 from realjam.store import load_stage, validate
+from realjam.train import main as train_main
 from realjam.train import train
 
 TINY = [
@@ -139,25 +142,36 @@ def test_resume_continues_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_help_exits_zero():
-    for module in ("realjam.train", "realjam.eval", "realjam.reproduce"):
-        result = cli(module, "--help")
-        assert result.returncode == 0, result.stderr
-        assert "usage" in result.stdout
+def in_process(main, argv, capsys):
+    """Run an entry point's main in this process; returns (exit status, stderr lines)."""
+    try:
+        code = main(argv) or 0
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err.strip().splitlines()
 
 
-def test_bad_input_is_a_one_line_error(tmp_path):
+def test_help_exits_zero(capsys):
+    result = cli("realjam.train", "--help")  # one real `python -m` start; the others in-process
+    assert result.returncode == 0 and "usage" in result.stdout, result.stderr
+    for main in (eval_main, lambda argv: reproduce_cli(PAPER, reproduce, "doc", argv=argv)):
+        code, _ = in_process(main, ["--help"], capsys)
+        assert code == 0
+
+
+def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     bad = [
-        cli("realjam.train", "no_such_key=1"),
-        cli("realjam.train", "stage=sing"),
-        cli("realjam.train", "net.heads=3", "net.dim=16", f"out_dir={tmp_path}"),
-        cli("realjam.train", "stage=rl", f"out_dir={tmp_path}", "rl.mle_run=/nonexistent"),
-        cli("realjam.eval", "--run", str(tmp_path / "missing")),
-        cli("realjam.reproduce", "quick", "rl.updates=0"),
+        (train_main, ["no_such_key=1"]),
+        (train_main, ["stage=sing"]),
+        (train_main, ["net.heads=3", "net.dim=16", f"out_dir={tmp_path}"]),
+        (train_main, ["stage=rl", f"out_dir={tmp_path}", "rl.mle_run=/nonexistent"]),
+        (eval_main, ["--run", str(tmp_path / "missing")]),
+        (lambda argv: reproduce_cli(PAPER, reproduce, "doc", argv=argv), ["quick", "rl.updates=0"]),
     ]
-    for result in bad:
-        assert result.returncode == 2, result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for main, argv in bad:
+        code, err = in_process(main, argv, capsys)
+        assert code == 2, (argv, err)
+        assert len(err) == 1, err
     with pytest.raises(ConfigError):
         validate(load_config(RealJamConfig, "quick", ["data.crop_frames=30"], CONFIG_DIR))
 
