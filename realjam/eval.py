@@ -178,6 +178,12 @@ def evaluate(run_dir: Path | str, baselines: bool = True) -> dict[str, float]:
         ).view(many_p.shape)
         results.update({f"random/{k}": v for k, v in frame_stats(many_p, random_chords).items()})
         sample_and_score("mle", mle)
+        with torch.no_grad():  # exposure bias: each chord sampled given the *real* chord history
+            logp = mle.chord_logits(interleave(_repeat(real_chords, n), many_m))
+            forced = torch.multinomial(logp.exp().flatten(0, 1), 1, generator=gen).view(
+                many_p.shape
+            )
+        results["mle/harmony_teacher_forced"] = frame_stats(many_p, forced)["harmony_rate"]
         with torch.no_grad():
             results["teacher/chord_nll"] = chord_nll(
                 teacher.chord_logits(melody, real_chords), real_chords
