@@ -81,7 +81,7 @@ class RewardConfig:
     harmony: float = (
         1.0  # rule: per frame whose sounding melody note is a chord tone (ours, issue 18)
     )
-    contrastive: float = 1.0  # model: per frame x cosine(melody, chords) (ReaLchords: weight 1.0)
+    contrastive: float = 1.0  # model: cosine(melody, chords) paid on every frame (ReaLchords: 1.0)
     silence: float = 1.0  # rule: per silent chord frame against a sounding melody (authors' code)
     silence_allowance: float = (
         0.04  # silence is free below this fraction of frames (authors' code: 4%)
@@ -90,7 +90,9 @@ class RewardConfig:
         1.0  # rule: per 4th+ consecutive strike of one chord (authors' code: threshold 4)
     )
     change: float = 0.3  # rule: per change after a chord shorter than min_hold frames (ours)
-    min_hold: int = 4  # frames (a beat) a chord should last before a change is free (ours)
+    min_hold: int = (
+        2  # frames a chord should last before a change is free: an eighth, the labels' rate (ours)
+    )
 
 
 @dataclass
@@ -104,7 +106,9 @@ class RLConfig:
         0.001  # beta: KL(pi || teacher) per chord token (ReaLchords: 0.001 to the anchor)
     )
     kl_start: float = 0.0  # KL(pi || pi_MLE) per chord token (ours; 0 = off)
-    gae_lambda: float = 0.95  # (ReaLchords: 0.95, gamma 1)
+    gae_lambda: float = (
+        0.95  # (ReaLchords: 0.95, gamma 1; 0.5 starved harmony of credit in our calibration)
+    )
     value_coef: float = 0.5  # weight of the value regression (ours)
     grad_clip: float = 1.0  # global gradient-norm clip (ours)
     folk_fraction: float = (

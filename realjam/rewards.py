@@ -26,7 +26,7 @@ from realjam.tokens import (
 @dataclass
 class RewardWeights:
     harmony: float  # per frame whose sounding note is a chord tone
-    contrastive: float  # per frame x cosine(melody, chords) of the contrastive model
+    contrastive: float  # cosine(melody, chords) of the contrastive model, paid on every frame
     silence: (
         float  # per silent frame against a sounding melody (when > silence_allowance of frames)
     )
@@ -76,8 +76,8 @@ def reward_terms(
     if contrastive is not None and weights.contrastive != 0:
         with torch.no_grad():
             score = contrastive.score(melody_tokens, chord_tokens)
-        model_term[:, -1] = (
-            weights.contrastive * score * pitches.shape[1]
-        )  # a sequence-level reward
+        # A sequence-level score, paid out evenly over the frames: a lump at the last frame would dominate
+        # the normalised advantages and drown the per-frame rules (our calibration).
+        model_term[:] = weights.contrastive * score[:, None]
     terms["contrastive"] = model_term
     return terms
