@@ -28,7 +28,9 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         _check(self.game in GAMES, f"env.game must be one of {GAMES}, got {self.game!r}")
-        _check(self.episode_length >= 2, f"env.episode_length must be >= 2, got {self.episode_length}")
+        _check(
+            self.episode_length >= 2, f"env.episode_length must be >= 2, got {self.episode_length}"
+        )
         _check(self.grid_size >= 2, f"env.grid_size must be >= 2, got {self.grid_size}")
 
 
@@ -43,8 +45,12 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    beta: float = 1.0  # weight of the alignment term (Eq. 8); 0 = actor-critic / PPO control; neg. 3
-    aggregation: str = "mean"  # own past advantages: running mean (code, Eq. 59) | discounted (Eq. 8)
+    beta: float = (
+        1.0  # weight of the alignment term (Eq. 8); 0 = actor-critic / PPO control; neg. 3
+    )
+    aggregation: str = (
+        "mean"  # own past advantages: running mean (code, Eq. 59) | discounted (Eq. 8)
+    )
     normalize_advantages: bool = True  # standardise A1, A2 before the product (authors' code)
     proximal: bool = False  # PAA: PPO clip on A* (Eq. 9) instead of REINFORCE on A* (Eq. 8)
     clip: float = 0.2  # PPO ratio clip epsilon (Sec. 4.1; Melting Pot 0.1)
@@ -52,7 +58,9 @@ class LossConfig:
     gamma: float = 0.96  # discount (App. A)
     gae_lambda: float = 0.95  # GAE lambda for both agents' advantages (authors' code)
     entropy_coef: float = 0.0  # entropy bonus; coin 0.05, negotiation 0.005 (App. A)
-    epsilon: float = 0.0  # epsilon-greedy exploration in IPD rollouts (ablation; issue: 0.2 loses C)
+    epsilon: float = (
+        0.0  # epsilon-greedy exploration in IPD rollouts (ablation; issue: 0.2 loses C)
+    )
 
     def __post_init__(self) -> None:
         _check(self.beta >= 0, f"loss.beta must be >= 0, got {self.beta}")
@@ -63,7 +71,9 @@ class LossConfig:
         _check(0 < self.clip < 1, f"loss.clip must be in (0, 1), got {self.clip}")
         _check(self.ppo_epochs >= 1, f"loss.ppo_epochs must be >= 1, got {self.ppo_epochs}")
         _check(0 <= self.gamma < 1, f"loss.gamma must be in [0, 1), got {self.gamma}")
-        _check(0 <= self.gae_lambda <= 1, f"loss.gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        _check(
+            0 <= self.gae_lambda <= 1, f"loss.gae_lambda must be in [0, 1], got {self.gae_lambda}"
+        )
         _check(0 <= self.epsilon <= 1, f"loss.epsilon must be in [0, 1], got {self.epsilon}")
 
 
@@ -76,7 +86,9 @@ class TrainConfig:
     clip_norm: float = 1.0  # global gradient-norm clip; paper 1.0 negotiation (App. A); 0 = none
     buffer_capacity: int = 0  # agent buffer of past selves; 0 = pure self-play (Sec. 5)
     buffer_push_every: int = 10  # iterations between pushes of the current agent
-    opponents_per_batch: int = 8  # groups of episodes: group 0 plays the current agent, the rest past ones
+    opponents_per_batch: int = (
+        8  # groups of episodes: group 0 plays the current agent, the rest past ones
+    )
     log_every: int = 10  # iterations between training-scalar logs
     eval_every: int = 100  # iterations between evaluations
     eval_episodes: int = 256  # sampled evaluation episodes (IPD is evaluated exactly)
@@ -92,7 +104,9 @@ class TrainConfig:
             f"train.opponents_per_batch ({self.opponents_per_batch})",
         )
         _check(self.log_every >= 1 and self.eval_every >= 1, "train.log_every/eval_every >= 1")
-        _check(self.eval_episodes >= 1, f"train.eval_episodes must be >= 1, got {self.eval_episodes}")
+        _check(
+            self.eval_episodes >= 1, f"train.eval_episodes must be >= 1, got {self.eval_episodes}"
+        )
 
 
 @dataclass

@@ -20,7 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advantage_alignment.games import BOTS, BotPlayer, LearnedPlayer, make_agent, make_env, play_match
+from advantage_alignment.games import (
+    BOTS,
+    BotPlayer,
+    LearnedPlayer,
+    make_agent,
+    make_env,
+    play_match,
+)
 from advantage_alignment.networks import TabularIPDPolicy
 from advantage_alignment.train import ipd_evaluate
 from common.envs.matrix_games import STATE_NAMES
@@ -89,8 +96,13 @@ def evaluate(run_dir: Path | str, episodes: int | None = None) -> dict[str, floa
     if cfg.env.game == "ipd":
         results = ipd_evaluate(agents, cfg.env.episode_length)
         probs = [results[f"p_coop_{s}"] for s in STATE_NAMES]
-        bar_chart(plots / "p_coop.png", list(STATE_NAMES), probs, ylabel="P(cooperate | previous joint action)",
-                  title=f"IPD, beta = {cfg.loss.beta:g}")
+        bar_chart(
+            plots / "p_coop.png",
+            list(STATE_NAMES),
+            probs,
+            ylabel="P(cooperate | previous joint action)",
+            title=f"IPD, beta = {cfg.loss.beta:g}",
+        )
         curve_key = "eval/self_play_reward"
     else:
         episodes = episodes or cfg.train.eval_episodes
@@ -104,14 +116,26 @@ def evaluate(run_dir: Path | str, episodes: int | None = None) -> dict[str, floa
         results["self_play_reward"] = results["agent_vs_agent_reward"]
         if cfg.env.game == "coin":
             results["self_play_own_coin_fraction"] = results["agent_vs_agent_own_coin_fraction"]
-        heatmap(plots / "cross_play.png", rewards, list(PLAYERS), list(PLAYERS),
-                title=f"{cfg.env.game}: row player's reward per step", xlabel="column player",
-                ylabel="row player")
+        heatmap(
+            plots / "cross_play.png",
+            rewards,
+            list(PLAYERS),
+            list(PLAYERS),
+            title=f"{cfg.env.game}: row player's reward per step",
+            xlabel="column player",
+            ylabel="row player",
+        )
         curve_key = "eval/self_play_reward"
     steps, values = metric_curve(run_dir, curve_key)
     if len(steps):
-        learning_curves(plots / "learning_curve.png", {cfg.name: values}, x=steps, xlabel="iteration",
-                        ylabel="self-play reward per step", title=cfg.env.game)
+        learning_curves(
+            plots / "learning_curve.png",
+            {cfg.name: values},
+            x=steps,
+            xlabel="iteration",
+            ylabel="self-play reward per step",
+            title=cfg.env.game,
+        )
     (run_dir / "eval.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
 
@@ -124,8 +148,13 @@ def seed_curves(run_dirs: list[Path], key: str) -> tuple[np.ndarray, np.ndarray]
     return curves[0][0][:length], np.stack([v[:length] for _, v in curves])
 
 
-def plot_learning_curves(path: Path, runs_by_setting: dict[str, list[Path]], key: str, ylabel: str,
-                         hline: dict[str, float] | None = None) -> Path:
+def plot_learning_curves(
+    path: Path,
+    runs_by_setting: dict[str, list[Path]],
+    key: str,
+    ylabel: str,
+    hline: dict[str, float] | None = None,
+) -> Path:
     curves, x = {}, None
     for setting, dirs in runs_by_setting.items():
         x, curves[setting] = seed_curves(dirs, key)
@@ -141,14 +170,26 @@ def plot_ipd_cooperation(path: Path, evals_by_setting: dict[str, list[dict]]) ->
             labels.append(f"{setting}:{state}")
             means.append(values.mean())
             errors.append(values.std(ddof=1) if len(values) > 1 else 0.0)
-    return bar_chart(path, labels, means, errors, ylabel="P(cooperate | previous joint action)",
-                     title="IPD cooperation probabilities (mean, std over seeds)")
+    return bar_chart(
+        path,
+        labels,
+        means,
+        errors,
+        ylabel="P(cooperate | previous joint action)",
+        title="IPD cooperation probabilities (mean, std over seeds)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m advantage_alignment.eval", description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="run directory (runs/advantage_alignment/<name>)")
-    parser.add_argument("--episodes", type=int, default=None, help="sampled episodes per cross-play pair")
+    parser = argparse.ArgumentParser(
+        prog="python -m advantage_alignment.eval", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--run", required=True, help="run directory (runs/advantage_alignment/<name>)"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="sampled episodes per cross-play pair"
+    )
     args = parser.parse_args(argv)
     if args.episodes is not None and args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")

@@ -24,7 +24,13 @@ from common.envs.agents import (
 from common.envs.ipd import state_index
 from common.envs.matrix_games import average_reward_finite_horizon
 
-from advantage_alignment.networks import Agent, Params, clamp_beta_sample, split_params, to_env_action
+from advantage_alignment.networks import (
+    Agent,
+    Params,
+    clamp_beta_sample,
+    split_params,
+    to_env_action,
+)
 
 BOTS: dict[str, dict[str, Callable]] = {
     "coin": {
@@ -45,7 +51,9 @@ def make_env(cfg, seed: int, device: torch.device | str = "cpu"):
     if cfg.env.game == "ipd":
         return IteratedPrisonersDilemma(episode_length=length, device=device, seed=seed)
     if cfg.env.game == "coin":
-        return CoinGame(grid_size=cfg.env.grid_size, episode_length=length, device=device, seed=seed)
+        return CoinGame(
+            grid_size=cfg.env.grid_size, episode_length=length, device=device, seed=seed
+        )
     return NegotiationGame(episode_length=length, device=device, seed=seed)
 
 
@@ -127,7 +135,9 @@ def match_summary(batch: dict[str, Tensor]) -> dict[str, float]:
         out[f"reward_{seat}"] = float(batch["rewards"][..., seat].mean())
         if "own" in batch:
             own, other = batch["own"][..., seat].sum(), batch["other"][..., seat].sum()
-            out[f"own_coin_fraction_{seat}"] = float(own / (own + other)) if own + other > 0 else 0.5
+            out[f"own_coin_fraction_{seat}"] = (
+                float(own / (own + other)) if own + other > 0 else 0.5
+            )
     return out
 
 
@@ -156,7 +166,9 @@ def ipd_sample_episodes(env, policies, batch_size: int, epsilon: float, generato
     states, actions, rewards = [], [], []
     for _ in range(env.episode_length):
         s = state_index(obs)  # [B, 2] own-view memory-1 states
-        p_defect = torch.stack([torch.sigmoid(pol.logits.detach())[s[:, i]] for i, pol in enumerate(policies)], 1)
+        p_defect = torch.stack(
+            [torch.sigmoid(pol.logits.detach())[s[:, i]] for i, pol in enumerate(policies)], 1
+        )
         a = (torch.rand(batch_size, 2, generator=generator) < p_defect).long()
         if epsilon > 0:
             explore = torch.rand(batch_size, 2, generator=generator) < epsilon

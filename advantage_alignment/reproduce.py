@@ -56,9 +56,13 @@ PAPER_NUMBERS = {
     ),
     "coin_beta0/self_play_own_coin_fraction": PaperNumber(None, "not in the paper"),
     "coin/ad_vs_agent_reward": PaperNumber(0.15, f"{REVIEW} Fig. 2 (AD vs AA, via review)"),
-    "negotiation/self_play_reward": PaperNumber(0.44, f"{REVIEW} Fig. 3a (AA self-play, via review)"),
+    "negotiation/self_play_reward": PaperNumber(
+        0.44, f"{REVIEW} Fig. 3a (AA self-play, via review)"
+    ),
     "negotiation_beta0/self_play_reward": PaperNumber(0.25, f"{REVIEW} Fig. 3a (PPO, via review)"),
-    "negotiation/vs_always_defect_reward": PaperNumber(0.30, f"{REVIEW} Fig. 3a (AA vs AD, via review)"),
+    "negotiation/vs_always_defect_reward": PaperNumber(
+        0.30, f"{REVIEW} Fig. 3a (AA vs AD, via review)"
+    ),
     "negotiation_paa/self_play_reward": PaperNumber(None, "not reported for the Negotiation Game"),
     "wall_clock_s": PaperNumber(None, "paper: IPD 50 min, Coin 30 min, Negotiation 1 h on an A100"),
 }
@@ -133,11 +137,17 @@ def ipd_results(runs, evals, out: Path) -> dict[str, float]:
         results[f"{setting}/self_play_reward_worst_seed"] = float(np.min(rewards))
         for state in ("CC", "CD", "DD"):
             results[f"{setting}/p_coop_{state}"] = mean_of(evals[setting], f"p_coop_{state}")
-        results[f"{setting}/vs_always_defect_reward"] = mean_of(evals[setting], "vs_always_defect_reward")
+        results[f"{setting}/vs_always_defect_reward"] = mean_of(
+            evals[setting], "vs_always_defect_reward"
+        )
     plot_ipd_cooperation(out / "ipd_p_coop.png", {s: evals[s] for s in settings})
-    plot_learning_curves(out / "ipd_learning_curves.png", {s: runs[s] for s in settings},
-                         "eval/self_play_reward", "exact self-play reward per step",
-                         hline={"always cooperate": -1.0, "always defect": -2.0})
+    plot_learning_curves(
+        out / "ipd_learning_curves.png",
+        {s: runs[s] for s in settings},
+        "eval/self_play_reward",
+        "exact self-play reward per step",
+        hline={"always cooperate": -1.0, "always defect": -2.0},
+    )
     return results
 
 
@@ -151,16 +161,31 @@ def coin_results(runs, evals, out: Path) -> dict[str, float]:
     for setting in settings:
         e = evals[setting]
         results[f"{setting}/self_play_reward"] = mean_of(e, "self_play_reward")
-        results[f"{setting}/self_play_own_coin_fraction"] = mean_of(e, "self_play_own_coin_fraction")
+        results[f"{setting}/self_play_own_coin_fraction"] = mean_of(
+            e, "self_play_own_coin_fraction"
+        )
         results[f"{setting}/ad_vs_agent_reward"] = mean_of(e, "always_defect_vs_agent_reward")
         results[f"{setting}/vs_always_defect_reward"] = mean_of(e, "agent_vs_always_defect_reward")
-        results[f"{setting}/vs_always_cooperate_reward"] = mean_of(e, "agent_vs_always_cooperate_reward")
+        results[f"{setting}/vs_always_cooperate_reward"] = mean_of(
+            e, "agent_vs_always_cooperate_reward"
+        )
     labels = [f"AA ({s})" if p == "agent" else p for s in ["coin"] for p in PLAYERS]
-    heatmap(out / "coin_cross_play.png", league_matrix(evals["coin"], "reward"), labels, labels,
-            title="Coin Game: row player's reward per step", xlabel="column player", ylabel="row player")
-    plot_learning_curves(out / "coin_learning_curves.png", {s: runs[s] for s in settings},
-                         "eval/self_play_own_coin_fraction", "self-play own-coin fraction",
-                         hline={"always cooperate": 1.0, "greedy": 0.5})
+    heatmap(
+        out / "coin_cross_play.png",
+        league_matrix(evals["coin"], "reward"),
+        labels,
+        labels,
+        title="Coin Game: row player's reward per step",
+        xlabel="column player",
+        ylabel="row player",
+    )
+    plot_learning_curves(
+        out / "coin_learning_curves.png",
+        {s: runs[s] for s in settings},
+        "eval/self_play_own_coin_fraction",
+        "self-play own-coin fraction",
+        hline={"always cooperate": 1.0, "greedy": 0.5},
+    )
     return results
 
 
@@ -170,24 +195,43 @@ def negotiation_results(runs, evals, out: Path) -> dict[str, float]:
     for setting in settings:
         e = evals[setting]
         results[f"{setting}/self_play_reward"] = mean_of(e, "self_play_reward")
-        results[f"{setting}/self_play_reward_worst_seed"] = float(min(x["self_play_reward"] for x in e))
+        results[f"{setting}/self_play_reward_worst_seed"] = float(
+            min(x["self_play_reward"] for x in e)
+        )
         results[f"{setting}/vs_always_defect_reward"] = mean_of(e, "agent_vs_always_defect_reward")
         results[f"{setting}/ad_vs_agent_reward"] = mean_of(e, "always_defect_vs_agent_reward")
     first = evals[settings[0]]
     league = {s: [x["self_play_reward"] for x in evals[s]] for s in settings}
     league["always_cooperate"] = [x["always_cooperate_vs_always_cooperate_reward"] for x in first]
     league["always_defect"] = [x["always_defect_vs_always_defect_reward"] for x in first]
-    bar_chart(out / "negotiation_league.png", list(league), [np.mean(v) for v in league.values()],
-              [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in league.values()],
-              ylabel="self-play reward per round (normalised)", title="Negotiation Game (Fig. 3a)",
-              reference={"paper AA 0.44": 0.44, "paper PPO 0.25": 0.25})
+    bar_chart(
+        out / "negotiation_league.png",
+        list(league),
+        [np.mean(v) for v in league.values()],
+        [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in league.values()],
+        ylabel="self-play reward per round (normalised)",
+        title="Negotiation Game (Fig. 3a)",
+        reference={"paper AA 0.44": 0.44, "paper PPO 0.25": 0.25},
+    )
     labels = list(PLAYERS)
-    heatmap(out / "negotiation_cross_play.png", league_matrix(evals["negotiation"], "reward")
-            if "negotiation" in evals else league_matrix(first, "reward"), labels, labels,
-            title="Negotiation: row player's reward per round", xlabel="column player", ylabel="row player")
-    plot_learning_curves(out / "negotiation_learning_curves.png", {s: runs[s] for s in settings},
-                         "eval/self_play_reward", "self-play reward per round",
-                         hline={"always cooperate": 0.5, "always defect": 0.3})
+    heatmap(
+        out / "negotiation_cross_play.png",
+        league_matrix(evals["negotiation"], "reward")
+        if "negotiation" in evals
+        else league_matrix(first, "reward"),
+        labels,
+        labels,
+        title="Negotiation: row player's reward per round",
+        xlabel="column player",
+        ylabel="row player",
+    )
+    plot_learning_curves(
+        out / "negotiation_learning_curves.png",
+        {s: runs[s] for s in settings},
+        "eval/self_play_reward",
+        "self-play reward per round",
+        hline={"always cooperate": 0.5, "always defect": 0.3},
+    )
     return results
 
 

@@ -34,7 +34,13 @@ from advantage_alignment.games import (
     play_match,
     rollout,
 )
-from advantage_alignment.model import aa_actor_loss, aligned_advantage, critic_loss, gae, paa_actor_loss
+from advantage_alignment.model import (
+    aa_actor_loss,
+    aligned_advantage,
+    critic_loss,
+    gae,
+    paa_actor_loss,
+)
 from advantage_alignment.networks import (
     AgentBuffer,
     TabularIPDPolicy,
@@ -100,16 +106,22 @@ def train_ipd(cfg: DictConfig, run: Run) -> None:
     optims = [torch.optim.Adam(pol.parameters(), lr=cfg.train.actor_lr) for pol in policies]
     env = make_env(cfg, seed=cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
-    run.track(agent_0=policies[0], agent_1=policies[1], opt_0=optims[0], opt_1=optims[1], gen=generator)
+    run.track(
+        agent_0=policies[0], agent_1=policies[1], opt_0=optims[0], opt_1=optims[1], gen=generator
+    )
     start = run.restore()
     loss_cfg = cfg.loss
     for it in run.steps(start, cfg.train.iterations):
-        batch = ipd_sample_episodes(env, policies, cfg.train.batch_size, loss_cfg.epsilon, generator)
+        batch = ipd_sample_episodes(
+            env, policies, cfg.train.batch_size, loss_cfg.epsilon, generator
+        )
         with torch.no_grad():
             p = [pol.cooperation_probabilities() for pol in policies]
             values = ipd_state_values(p[0], p[1], gamma=loss_cfg.gamma)  # [5, 2], the exact critic
         adv = [
-            ipd_advantages(batch["states"], batch["rewards"], values, seat, loss_cfg.gamma, loss_cfg.gae_lambda)
+            ipd_advantages(
+                batch["states"], batch["rewards"], values, seat, loss_cfg.gamma, loss_cfg.gae_lambda
+            )
             for seat in (0, 1)
         ]
         for seat, (pol, opt) in enumerate(zip(policies, optims)):
@@ -127,7 +139,9 @@ def train_ipd(cfg: DictConfig, run: Run) -> None:
             loss.backward()
             opt.step()
         if it % cfg.train.log_every == 0 or it == cfg.train.iterations - 1:
-            metrics = {f"eval/{k}": v for k, v in ipd_evaluate(policies, cfg.env.episode_length).items()}
+            metrics = {
+                f"eval/{k}": v for k, v in ipd_evaluate(policies, cfg.env.episode_length).items()
+            }
             metrics["charts/train_reward"] = float(batch["rewards"].mean())
             run.log(it, metrics)
         run.maybe_checkpoint(it + 1)
@@ -147,7 +161,9 @@ def with_time(obs: torch.Tensor) -> torch.Tensor:
     """Append t/T to the critic's input ([..., T+1, D] -> [..., T+1, D+1]): episodes are finite."""
     steps = obs.shape[-2]
     t = torch.arange(steps, dtype=obs.dtype, device=obs.device) / (steps - 1)
-    return torch.cat([obs, t.view(*([1] * (obs.dim() - 2)), steps, 1).expand(*obs.shape[:-1], 1)], -1)
+    return torch.cat(
+        [obs, t.view(*([1] * (obs.dim() - 2)), steps, 1).expand(*obs.shape[:-1], 1)], -1
+    )
 
 
 def critic_values(agent, obs: torch.Tensor, params=None) -> torch.Tensor:
@@ -161,7 +177,9 @@ def quick_evaluate(cfg, agent, env, generator) -> dict[str, float]:
     episodes = cfg.train.eval_episodes
     me = LearnedPlayer(agent, None, generator)
     self_play = play_match(env, (me, LearnedPlayer(agent, None, generator)), episodes)
-    vs_defect = play_match(env, (me, BotPlayer(BOTS[cfg.env.game]["always_defect"], generator)), episodes)
+    vs_defect = play_match(
+        env, (me, BotPlayer(BOTS[cfg.env.game]["always_defect"], generator)), episodes
+    )
     out = {
         "eval/self_play_reward": (self_play["reward_0"] + self_play["reward_1"]) / 2,
         "eval/vs_always_defect_reward": vs_defect["reward_0"],
@@ -205,7 +223,9 @@ def train_recurrent(cfg: DictConfig, run: Run) -> None:
         else:
             opponents = {k: v.expand(groups, *v.shape[1:]) for k, v in opponents.items()}
         batch = rollout(
-            env, (LearnedPlayer(agent, None, generator), LearnedPlayer(agent, opponents, generator)), cfg.train.batch_size
+            env,
+            (LearnedPlayer(agent, None, generator), LearnedPlayer(agent, opponents, generator)),
+            cfg.train.batch_size,
         )
         obs, rewards = batch["obs"], batch["rewards"]  # [B, T+1, 2, D], [B, T, 2]
         size = cfg.train.batch_size
@@ -214,8 +234,12 @@ def train_recurrent(cfg: DictConfig, run: Run) -> None:
         own_values = critic_values(agent, obs[:, :, 0].unsqueeze(0)).squeeze(0)  # [B, T+1], grads
         with torch.no_grad():
             op_obs = obs[:, :, 1].reshape(groups, size // groups, *obs.shape[1:2], -1)
-            op_values = critic_values(agent, op_obs, split_params(opponents, "critic")).reshape(size, -1)
-            own_adv = gae(rewards[..., 0], own_values.detach(), gamma=loss_cfg.gamma, lam=loss_cfg.gae_lambda)
+            op_values = critic_values(agent, op_obs, split_params(opponents, "critic")).reshape(
+                size, -1
+            )
+            own_adv = gae(
+                rewards[..., 0], own_values.detach(), gamma=loss_cfg.gamma, lam=loss_cfg.gae_lambda
+            )
             op_adv = gae(rewards[..., 1], op_values, gamma=loss_cfg.gamma, lam=loss_cfg.gae_lambda)
         aligned = aligned_advantage(  # Eq. 8
             own_adv,
@@ -234,7 +258,12 @@ def train_recurrent(cfg: DictConfig, run: Run) -> None:
             for _ in range(loss_cfg.ppo_epochs):
                 log_prob, entropy = seat_log_prob(agent, obs[:, :-1, 0], samples)
                 actor_loss = paa_actor_loss(
-                    log_prob, old_log_prob, aligned, clip=loss_cfg.clip, entropy=entropy, entropy_coef=loss_cfg.entropy_coef
+                    log_prob,
+                    old_log_prob,
+                    aligned,
+                    clip=loss_cfg.clip,
+                    entropy=entropy,
+                    entropy_coef=loss_cfg.entropy_coef,
                 )
                 _step(actor_opt, actor_loss, agent.actor, cfg.train.clip_norm)
         else:
@@ -271,7 +300,12 @@ def _step(optimizer, loss, module, clip_norm: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(
-        AAConfig, CONFIG_DIR, __doc__, argv, default_preset="ipd_quick", prog="python -m advantage_alignment.train"
+        AAConfig,
+        CONFIG_DIR,
+        __doc__,
+        argv,
+        default_preset="ipd_quick",
+        prog="python -m advantage_alignment.train",
     )
     try:
         run_dir = train(cfg)

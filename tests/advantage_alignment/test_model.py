@@ -70,7 +70,9 @@ def test_beta_zero_is_plain_policy_gradient_bit_for_bit():
         aligned = aligned_advantage(own, opp, 0.0, normalize=normalize)
         expected = (own - own.mean()) / (own.std() + 1e-8) if normalize else own
         assert torch.equal(aligned, expected)
-        grad_aa = torch.autograd.grad(aa_actor_loss(log_prob, aligned), logits, retain_graph=True)[0]
+        grad_aa = torch.autograd.grad(aa_actor_loss(log_prob, aligned), logits, retain_graph=True)[
+            0
+        ]
         grad_pg = torch.autograd.grad(-(expected * log_prob).mean(), logits, retain_graph=True)[0]
         assert torch.equal(grad_aa, grad_pg)
 
