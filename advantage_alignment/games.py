@@ -12,6 +12,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from advantage_alignment.networks import (
+    Agent,
+    Params,
+    clamp_beta_sample,
+    split_params,
+    to_env_action,
+)
 from common.envs import CoinGame, IteratedPrisonersDilemma, NegotiationGame
 from common.envs.agents import (
     coin_always_cooperate,
@@ -23,14 +30,6 @@ from common.envs.agents import (
 )
 from common.envs.ipd import state_index
 from common.envs.matrix_games import average_reward_finite_horizon
-
-from advantage_alignment.networks import (
-    Agent,
-    Params,
-    clamp_beta_sample,
-    split_params,
-    to_env_action,
-)
 
 BOTS: dict[str, dict[str, Callable]] = {
     "coin": {

@@ -92,11 +92,12 @@ class Agent(nn.Module):
 
     def distribution(self, out: Tensor) -> torch.distributions.Distribution:
         if self.kind == "categorical":
-            return torch.distributions.Categorical(logits=out)
+            return torch.distributions.Categorical(logits=out, validate_args=False)
         # Beta(a, b) with a, b >= 1: unimodal, never piles up at the bounds of [0, 5].
         conc = 1.0 + nn.functional.softplus(out)
         a, b = conc.chunk(2, -1)
-        return torch.distributions.Independent(torch.distributions.Beta(a, b), 1)
+        beta = torch.distributions.Beta(a, b, validate_args=False)
+        return torch.distributions.Independent(beta, 1, validate_args=False)
 
 
 def to_env_action(kind: str, sample: Tensor) -> Tensor:
