@@ -32,17 +32,17 @@ PRESETS = {
     "quick": {"ipd": "ipd_quick", "coin": "coin_quick", "negotiation": "negotiation_quick"},
     "full": {"ipd": "ipd_full", "coin": "coin_full", "negotiation": "negotiation_full"},
 }
-# setting -> (game, changes to the game's preset)
+# setting -> (game, changes to the game's preset); an explicit reproduce.n_seeds wins over these
 SETTINGS: dict[str, tuple[str, dict]] = {
     "ipd": ("ipd", {}),
     "ipd_beta0": ("ipd", {"loss.beta": 0.0}),
-    "ipd_beta3": ("ipd", {"loss.beta": 3.0}),
-    "ipd_eps02": ("ipd", {"loss.epsilon": 0.2}),
+    "ipd_beta3": ("ipd", {"loss.beta": 3.0, "reproduce.n_seeds": 2}),  # ablations: 2 seeds
+    "ipd_eps02": ("ipd", {"loss.epsilon": 0.2, "reproduce.n_seeds": 2}),
     "coin": ("coin", {}),
     "coin_beta0": ("coin", {"loss.beta": 0.0}),
     "negotiation": ("negotiation", {}),
     "negotiation_beta0": ("negotiation", {"loss.beta": 0.0}),
-    "negotiation_paa": ("negotiation", {"loss.proximal": True}),
+    "negotiation_paa": ("negotiation", {"loss.proximal": True, "reproduce.n_seeds": 2}),
 }
 REVIEW = "arXiv 2406.14662"
 PAPER_NUMBERS = {
@@ -83,13 +83,19 @@ def load_game_configs(scale: str, overrides: list[str]) -> dict[str, DictConfig]
     return cfgs
 
 
-def setting_configs(cfg: DictConfig, scale: str, setting: str, changes: dict) -> list[DictConfig]:
-    """One config per seed: run dirs runs/advantage_alignment/<scale>/<setting>_seed<seed>."""
+def setting_configs(
+    cfg: DictConfig, scale: str, setting: str, changes: dict, keep_seeds: bool = False
+) -> list[DictConfig]:
+    """One config per seed: run dirs runs/advantage_alignment/<scale>/<setting>_seed<seed>.
+    keep_seeds: the user set reproduce.n_seeds, which then overrides the setting's own."""
+    setting_cfg = cfg.copy()
+    for key, value in changes.items():
+        if keep_seeds and key == "reproduce.n_seeds":
+            continue
+        OmegaConf.update(setting_cfg, key, value)
     out = []
-    for offset in range(cfg.reproduce.n_seeds):
-        seed_cfg = cfg.copy()
-        for key, value in changes.items():
-            OmegaConf.update(seed_cfg, key, value)
+    for offset in range(setting_cfg.reproduce.n_seeds):
+        seed_cfg = setting_cfg.copy()
         seed_cfg.seed = cfg.seed + offset
         seed_cfg.name = f"{scale}/{setting}_seed{seed_cfg.seed}"
         out.append(seed_cfg)
@@ -111,7 +117,8 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
         if only not in ("all", game):
             continue
         runs[setting], evals[setting] = [], []
-        for cfg in setting_configs(cfgs[game], scale, setting, changes):
+        keep_seeds = any(o.startswith("reproduce.n_seeds=") for o in overrides)
+        for cfg in setting_configs(cfgs[game], scale, setting, changes, keep_seeds):
             run_dir = train(cfg)
             runs[setting].append(run_dir)
             evals[setting].append(evaluate(run_dir))
