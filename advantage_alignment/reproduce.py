@@ -66,6 +66,32 @@ PAPER_NUMBERS = {
     "negotiation_paa/self_play_reward": PaperNumber(None, "not reported for the Negotiation Game"),
     "wall_clock_s": PaperNumber(None, "paper: IPD 50 min, Coin 30 min, Negotiation 1 h on an A100"),
 }
+METRICS = {
+    "ipd": (
+        "self_play_reward",
+        "self_play_reward_worst_seed",
+        "p_coop_CC",
+        "p_coop_CD",
+        "p_coop_DD",
+        "vs_always_defect_reward",
+    ),
+    "coin": (
+        "self_play_reward",
+        "self_play_own_coin_fraction",
+        "ad_vs_agent_reward",
+        "vs_always_defect_reward",
+        "vs_always_cooperate_reward",
+    ),
+    "negotiation": (
+        "self_play_reward",
+        "self_play_reward_worst_seed",
+        "vs_always_defect_reward",
+        "ad_vs_agent_reward",
+    ),
+}
+for _setting, (_game, _) in SETTINGS.items():  # every other key we report: no number in the paper
+    for _metric in METRICS[_game]:
+        PAPER_NUMBERS.setdefault(f"{_setting}/{_metric}", PaperNumber(None, "not in the paper"))
 HEADLINE = [
     "ipd/self_play_reward",
     "coin/self_play_own_coin_fraction",
