@@ -12,8 +12,11 @@ import torch
 from advantage_alignment import reproduce
 from advantage_alignment.config import CONFIG_DIR, AAConfig
 from advantage_alignment.eval import evaluate
+from advantage_alignment.eval import main as eval_main
+from advantage_alignment.train import main as train_main
 from advantage_alignment.train import train, validate
 from common.config import ConfigError, load_config
+from common.results import reproduce_cli
 from common.runner import CheckpointError, load_checkpoint
 
 TINY = [
@@ -120,7 +123,15 @@ def test_reproduce_main_writes_every_issue_key(tmp_path):
         assert (out / f"{plot}.png").is_file(), plot
 
 
-def test_eval_of_a_missing_or_corrupt_run_is_a_one_line_error(tmp_path):
+def call_cli(main, argv):
+    """An entry point's exit status, in-process (a subprocess per call costs seconds of imports)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+def test_eval_of_a_missing_or_corrupt_run_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(CheckpointError):
         evaluate(tmp_path / "nowhere")
     proc = run_module("advantage_alignment.eval", "--run", str(tmp_path / "nowhere"))
@@ -128,21 +139,29 @@ def test_eval_of_a_missing_or_corrupt_run_is_a_one_line_error(tmp_path):
     run_dir = train(tiny_cfg("ipd_quick", tmp_path))
     for ckpt in (run_dir / "checkpoints").iterdir():
         ckpt.write_bytes(b"not a checkpoint")
-    proc = run_module("advantage_alignment.eval", "--run", str(run_dir))
-    assert proc.returncode == 2 and "checkpoint" in proc.stderr
+    capsys.readouterr()
+    assert call_cli(eval_main, ["--run", str(run_dir)]) == 2
+    assert "checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["train", "eval", "reproduce"])
-def test_help_exits_zero(module):
-    assert run_module(f"advantage_alignment.{module}", "--help").returncode == 0
+def test_help_exits_zero(capsys):
+    assert call_cli(train_main, ["--help"]) == 0
+    assert call_cli(eval_main, ["--help"]) == 0
+    assert call_cli(reproduce_entry, ["--help"]) == 0
 
 
-def test_cli_bad_key_and_bad_value_exit_2():
-    for module, args in (
-        ("train", ["nope=1"]),
-        ("train", ["loss.beta=-2"]),
-        ("reproduce", ["quick", "x=1"]),
+def test_cli_bad_key_and_bad_value_exit_2_with_one_line(capsys):
+    for main, argv in (
+        (train_main, ["nope=1"]),
+        (train_main, ["loss.beta=-2"]),
+        (reproduce_entry, ["quick", "x=1"]),
+        (eval_main, ["--run", "/nonexistent/run"]),
     ):
-        proc = run_module(f"advantage_alignment.{module}", *args)
-        assert proc.returncode == 2, (module, args, proc.stderr)
-        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        capsys.readouterr()
+        assert call_cli(main, argv) == 2, argv
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def reproduce_entry(argv):
+    return reproduce_cli(reproduce.PAPER, reproduce.main, reproduce.__doc__, argv=argv)
