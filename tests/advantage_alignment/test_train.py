@@ -47,7 +47,9 @@ def run_module(*args):
     )
 
 
-@pytest.mark.parametrize("preset", [*PRESETS, "ipd_full", "coin_full", "negotiation_full"])
+@pytest.mark.parametrize(
+    "preset", [*PRESETS, "ipd_full", "coin_full", "negotiation_full", "negotiation_medium"]
+)
 def test_every_preset_loads_and_validates(preset):
     validate(load_config(AAConfig, preset, [], CONFIG_DIR))
 
