@@ -245,12 +245,16 @@ def coin_league(
 
 # ----------------------------------------------------------------------------------------- reduction
 def method_matrix(
-    players: list[str], member_of: dict[str, str], values: np.ndarray, cross_seed: bool = True
+    players: list[str],
+    member_of: dict[str, str],
+    values: np.ndarray,
+    match_se: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Players' matrix -> methods' matrix: mean over seed pairs and its standard error over them.
 
     The diagonal of a method is its self-play (each seed with itself); its cross-seed pairs
-    (seed a vs seed b != a) are returned by `cross_seed_values`.
+    (seed a vs seed b != a) are returned by `cross_seed_values`. A cell of one pair of players
+    (one seed each) takes the standard error of its match (`match_se`) instead.
     """
     methods = list(dict.fromkeys(member_of[p] for p in players))
     mean = np.full((len(methods), len(methods)), np.nan)
@@ -258,17 +262,17 @@ def method_matrix(
     for a, ma in enumerate(methods):
         for b, mb in enumerate(methods):
             cells = [
-                values[i, j]
+                (values[i, j], np.nan if match_se is None else match_se[i, j])
                 for i, pi in enumerate(players)
                 for j, pj in enumerate(players)
                 if member_of[pi] == ma and member_of[pj] == mb and (ma != mb or i == j)
             ]
-            cells = [c for c in cells if not np.isnan(c)]
-            if cells:
-                mean[a, b] = float(np.mean(cells))
-                se[a, b] = (
-                    float(np.std(cells, ddof=1) / len(cells) ** 0.5) if len(cells) > 1 else np.nan
-                )
+            cells = [c for c in cells if not np.isnan(c[0])]
+            if len(cells) == 1:
+                mean[a, b], se[a, b] = cells[0]
+            elif cells:
+                v = np.array([c[0] for c in cells])
+                mean[a, b], se[a, b] = float(v.mean()), float(v.std(ddof=1) / len(v) ** 0.5)
     return methods, mean, se
 
 
@@ -303,7 +307,7 @@ def coin_round_robin(
     out = {"players": names, "episodes_per_match": episodes}
     out.update({k: v.tolist() for k, v in league.items()})
     for key in ("reward", "own_coin_fraction"):
-        methods, mean, se = method_matrix(names, member_of, league[key])
+        methods, mean, se = method_matrix(names, member_of, league[key], league[f"{key}_se"])
         out["methods"], out[f"method_{key}"], out[f"method_{key}_se"] = (
             methods,
             mean.tolist(),
