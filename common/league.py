@@ -104,7 +104,8 @@ def discover(
     roots: list[Path | str], scale: str = "quick", game: str | None = None
 ) -> dict[tuple[str, str], list[Path]]:
     """{(method, game): run dirs} of every registered method found under the roots; the first root
-    holding a (method, seed) wins. A run counts once it has a checkpoint."""
+    holding a (method, seed) wins. A run counts once it has a checkpoint and its latest one is loaded:
+    a run still training would join with a partial agent, so point the roots at finished runs."""
     for root in roots:
         if not Path(root).is_dir():
             raise RunDirError(f"no runs directory {root}")
