@@ -28,6 +28,7 @@ from brs.model import IPDDetective, ipd_answers, ipd_values
 from brs.probe import ipd_probe
 from brs.rollouts import play, summary
 from brs.train import BOT_LOGITS, USES_DETECTIVE, build_coin_players, make_coin_env
+from common import league
 from common.config import ConfigError
 from common.envs.agents import coin_always_cooperate, coin_always_defect
 from common.envs.matrix_games import STATE_NAMES
@@ -144,6 +145,42 @@ def evaluate_coin(cfg: DictConfig, objects: dict, episodes: int) -> dict[str, fl
         }
     )
     return results
+
+
+class LeaguePlayer:
+    """A BRS Coin Game agent as a league player (common.league): samples its policy, keeps its GRU carry."""
+
+    def __init__(self, agent, generator: torch.Generator):
+        self.agent, self.generator = agent, generator
+
+    def reset(self, batch_size: int) -> None:
+        self.carry = self.agent.initial_carry(batch_size)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        logits, _, self.carry = self.agent(obs.flatten(1), self.carry)
+        return torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1)
+
+
+def league_coin_player(run_dir: Path):
+    """League loader: a run's Coin Game agent (the leader) as a factory of players."""
+    cfg, objects = load_run(run_dir)
+    agent, _ = build_coin_players(cfg)
+    agent.load_state_dict(objects["agent"])
+    agent.requires_grad_(False)
+    return lambda generator: LeaguePlayer(agent, generator)
+
+
+def league_ipd_policy(run_dir: Path) -> torch.Tensor:
+    """League loader: a run's exact IPD policy P(C | start, CC, CD, DC, DD) [5]."""
+    _, objects = load_run(run_dir)
+    return ipd_answers(objects["agent"]["logits"]).detach()
+
+
+league.register("brs_sp", "coin", league_coin_player, paper="brs", pattern="coin/brs_sp_seed*")
+league.register("brs_sp", "ipd", league_ipd_policy, paper="brs", pattern="ipd/brs_sp_seed*")
+league.register("brs", "ipd", league_ipd_policy, paper="brs", pattern="ipd/brs_seed*")
+league.register("brs", "coin", league_coin_player, paper="brs", pattern="coin/brs_seed*")
 
 
 def plot_curves(run_dir: Path, plots: Path) -> None:

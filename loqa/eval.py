@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from common import league
 from common.cli import entry_point
 from common.envs.agents import (
     IPD_ALWAYS_COOPERATE,
@@ -56,6 +57,29 @@ def load_agent(path: Path | str = SHIPPED / "coin_loqa_seed0") -> tuple[DictConf
     agent = make_agent(cfg)
     agent.load_state_dict(weights)
     return cfg, agent.eval().requires_grad_(False)
+
+
+def league_coin_player(run_dir: Path):
+    """League loader (common.league): a run's Coin Game agent as a factory of sampling players."""
+    _, agent = load_agent(run_dir)
+    return lambda generator: LearnedPlayer(agent, generator)
+
+
+def league_ipd_policy(run_dir: Path) -> torch.Tensor:
+    """League loader: a run's exact IPD policy P(C | start, CC, CD, DC, DD) [5]."""
+    return ipd_cooperation_probabilities(load_agent(run_dir)[1])
+
+
+for _method, _variant in (
+    ("loqa", "loqa"),
+    ("naive", "no_shaping"),
+):  # naive: LOQA's no-shaping control
+    league.register(
+        _method, "coin", league_coin_player, paper="loqa", pattern=f"coin/{_variant}_seed*"
+    )
+    league.register(
+        _method, "ipd", league_ipd_policy, paper="loqa", pattern=f"ipd/{_variant}_seed*"
+    )
 
 
 def save_agent(run_dir: Path | str, directory: Path | str) -> Path:
