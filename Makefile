@@ -14,7 +14,7 @@ export ATEN_CPU_CAPABILITY ?= avx2
 export MKL_CBWR ?= AVX2,STRICT
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow lint format bench notebooks quick clean $(PAPERS) $(addsuffix -full,$(PAPERS))
+.PHONY: help setup test test-slow lint format bench notebooks quick league coconet-medium clean $(PAPERS) $(addsuffix -full,$(PAPERS))
 
 help: ## list the targets
 	@echo "make quick      reproduce every paper at quick scale, then write results/summary.md"
@@ -64,6 +64,9 @@ $(PAPERS): %: setup
 
 $(addsuffix -full,$(PAPERS)): %-full: setup
 	$(PY) -m common.reproduce $* full $(ARGS)
+
+league: setup ## cross-paper league over the quick runs in runs/ (names missing methods; train them with make <paper>)
+	$(PY) -m common.league $(ARGS)
 
 clean: ## remove runs/ (keeps .venv and results/)
 	rm -rf runs

@@ -30,6 +30,7 @@ from advantage_alignment.games import (
 )
 from advantage_alignment.networks import TabularIPDPolicy
 from advantage_alignment.train import ipd_evaluate
+from common import league
 from common.envs.matrix_games import STATE_NAMES
 from common.plots import bar_chart, heatmap, learning_curves
 from common.runner import CheckpointError, load_checkpoint, load_run_config, read_metrics
@@ -177,6 +178,50 @@ def plot_ipd_cooperation(path: Path, evals_by_setting: dict[str, list[dict]]) ->
         errors,
         ylabel="P(cooperate | previous joint action)",
         title="IPD cooperation probabilities (mean, std over seeds)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The cross-paper league (common.league) finds AA's runs through these registrations.
+# ---------------------------------------------------------------------------------------------------
+class LeagueCoinPlayer:
+    """An AA Coin Game agent as a league player (common.league): a fresh carry every reset."""
+
+    def __init__(self, agent, generator: torch.Generator):
+        self.agent, self.generator = agent, generator
+
+    def reset(self, batch_size: int) -> None:
+        self.player = LearnedPlayer(self.agent, None, self.generator)
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.player.act(obs.flatten(1))[0]
+
+
+def league_coin_player(run_dir: Path):
+    _, (agent,) = load_agents(run_dir)
+    return lambda generator: LeagueCoinPlayer(agent, generator)
+
+
+def league_ipd_policy(run_dir: Path) -> torch.Tensor:
+    _, agents = load_agents(run_dir)
+    return agents[0].cooperation_probabilities().detach()  # the seat-0 agent's memory-1 policy
+
+
+for _method, _prefix in (("aa", ""), ("aa_beta0", "beta0_")):  # aa_beta0: AA's beta = 0 control
+    league.register(
+        _method,
+        "coin",
+        league_coin_player,
+        paper="advantage_alignment",
+        pattern=f"coin_{_prefix}seed*",
+    )
+    league.register(
+        _method,
+        "ipd",
+        league_ipd_policy,
+        paper="advantage_alignment",
+        pattern=f"ipd_{_prefix}seed*",
     )
 
 
