@@ -97,7 +97,8 @@ def main(scale: str, overrides: list[str]) -> dict:
         results.update(evaluated)
         checkpoint = load_checkpoint(run_dir)
         results["train/steps"] = checkpoint["step"]
-        results["train/seconds"] = checkpoint["extra"].get("train_seconds", float("nan"))
+        if "train_seconds" in checkpoint["extra"]:  # a checkpoint of an older version lacks it
+            results["train/seconds"] = checkpoint["extra"]["train_seconds"]
         for plot in sorted((run_dir / "plots").glob("*.png")):
             shutil.copyfile(plot, out / plot.name)
         save_model(run_dir, out / "model")
