@@ -35,42 +35,36 @@ OTHER_DATA = (
 ORDERING = f"{ARXIV} sampling section: Gibbs samples are more likely under the model than ancestral ones (an ordering, no number on our data)"
 HUMAN = f"{ARXIV} human evaluation (Mechanical Turk) instead; an automatic stand-in of ours"
 
-_SOURCES = {
-    "valid/": OTHER_DATA,
-    "baseline/": OURS,
-    "samples/": ORDERING,
-    "proxies/": HUMAN,
-    "harmonize/": HUMAN,
-    "harmonize_t1/": HUMAN,
-    "bach/": HUMAN,
-    "shifted_control/": HUMAN,
-    "samples_gibbs/": HUMAN,
-    "samples_ancestral/": HUMAN,
-    "samples_bach/": HUMAN,
-    "train/": OURS,
-    "eval_seconds": OURS,
-    "wall_clock_s": OURS,
-}
-_KEYS = [
-    "valid/nll_per_masked_cell", "valid/nll_low_mask", "valid/nll_high_mask",
-    "valid/notewise_nll_random", "valid/notewise_nll_chronological",
-    "valid/framewise_nll_random", "valid/framewise_nll_chronological",
-    "valid/framewise_nll_paper_random", "valid/framewise_nll_paper_chronological",
-    "baseline/copy_neighbour_nll", "baseline/unigram_nll",
-    "samples/nll_gibbs_mean", "samples/nll_ancestral_mean", "samples/nll_bach_mean",
-    "samples/ancestral_minus_gibbs_in_stderrs",
-    "harmonize/voice_crossing_rate", "harmonize/parallel_5ths_8ves_per_move",
-    "harmonize/out_of_voice_range_rate", "harmonize/simultaneities_ratio_to_bach",
-    "harmonize_t1/voice_crossing_rate", "bach/voice_crossing_rate",
-    "bach/parallel_5ths_8ves_per_move", "shifted_control/voice_crossing_rate",
-    "shifted_control/parallel_5ths_8ves_per_move", "wall_clock_s",
-]  # fmt: skip
-# The paper's tables are on other data (see OTHER_DATA) and its sample study is a human one, so no key
-# has a number to stand beside it; each names where the paper speaks to it.
+STATS = ["voice_crossing_rate", "parallel_5ths_8ves_per_move", "out_of_voice_range_rate",
+         "simultaneities_per_bar", "simultaneities_ratio_to_bach"]  # fmt: skip
+PROXIES = ["parallel_fifths_octaves_per_100", "voice_crossing_frames", "out_of_range_cells",
+           "triad_or_seventh_frames", "pitch_class_js_to_bach", "onsets_per_frame_per_voice"]  # fmt: skip
+# Every results key, by family, with where the paper speaks to it. The paper's tables are on other data
+# and its sample study is a human one, so no key has a number of the paper's to stand beside it.
+_FAMILIES = {
+    "valid": (OTHER_DATA, [
+        "nll_per_masked_cell", "nll_per_example_mean", "nll_low_mask", "nll_high_mask", "masked_cells",
+        "copy_neighbour_minus_model", "notewise_nll_random", "notewise_nll_random_single_ordering",
+        "notewise_nll_random_unit_ensemble", "notewise_nll_chronological", "framewise_nll_random",
+        "framewise_nll_chronological", "framewise_nll_paper_random",
+        "framewise_nll_paper_chronological"]),
+    "baseline": (OURS, ["copy_neighbour_nll", "unigram_nll", "uniform_nll"]),
+    "samples": (ORDERING, [
+        "ancestral_minus_gibbs_in_stderrs", "independent_minus_gibbs_in_stderrs",
+        *(f"nll_{m}_{s}" for m in ("gibbs", "ancestral", "independent", "bach") for s in ("mean", "stderr")),
+        *(f"soprano_mean_pitch_{m}" for m in ("gibbs", "ancestral", "independent", "bach")),
+        "ancestral_seconds", "gibbs_seconds", "gibbs_steps"]),
+    "proxies": (HUMAN, [f"{m}/{p}" for m in ("bach", "gibbs", "ancestral") for p in PROXIES]),
+    **{family: (HUMAN, STATS) for family in (
+        "harmonize", "harmonize_t1", "bach", "shifted_control",
+        "samples_gibbs", "samples_ancestral", "samples_bach")},
+    "train": (OURS, ["steps", "seconds"]),
+}  # fmt: skip
 PAPER_NUMBERS: dict[str, PaperNumber] = {
-    key: PaperNumber(None, next(src for prefix, src in _SOURCES.items() if key.startswith(prefix)))
-    for key in _KEYS
-}
+    f"{family}/{name}": PaperNumber(None, source)
+    for family, (source, names) in _FAMILIES.items()
+    for name in names
+} | {key: PaperNumber(None, OURS) for key in ("eval_seconds", "wall_clock_s")}
 HEADLINE = [
     "valid/nll_per_masked_cell",
     "baseline/copy_neighbour_nll",
@@ -97,7 +91,7 @@ def main(scale: str, overrides: list[str]) -> dict:
         results.update(evaluated)
         checkpoint = load_checkpoint(run_dir)
         results["train/steps"] = checkpoint["step"]
-        if "train_seconds" in checkpoint["extra"]:  # a checkpoint of an older version lacks it
+        if checkpoint["extra"].get("train_seconds") is not None:  # older checkpoints lack it
             results["train/seconds"] = checkpoint["extra"]["train_seconds"]
         for plot in sorted((run_dir / "plots").glob("*.png")):
             shutil.copyfile(plot, out / plot.name)

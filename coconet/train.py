@@ -72,7 +72,8 @@ def train(cfg) -> Path:
         start = run.restore()
         best_valid = run.extra.get("best_valid", float("inf"))
         stalled = run.extra.get("stalled", 0)
-        train_seconds = run.extra.get("train_seconds", 0.0)  # training time over every resume
+        # Training time over every resume (unknown, None, when resuming a checkpoint that did not keep it).
+        train_seconds = run.extra.get("train_seconds", 0.0 if start == 0 else None)
         n_params = sum(p.numel() for p in model.parameters())
         print(
             f"coconet: run {run.dir} | {n_params:,} parameters | {len(train_pieces)} train pieces"
@@ -122,12 +123,14 @@ def train(cfg) -> Path:
                     plateau.step(valid_nll)
                 stalled = 0 if valid_nll < best_valid else stalled + 1
                 best_valid = min(best_valid, valid_nll)
-            train_seconds += time.time() - started
+            if train_seconds is not None:
+                train_seconds += time.time() - started
             if cfg.train.harmony_every and done % cfg.train.harmony_every == 0:
                 model.eval()
                 stats = harmony_check(model, sopranos, ranges, cfg)
                 model.train()
-                run.log(done, {"perf/train_seconds": train_seconds, **stats})
+                seconds = float("nan") if train_seconds is None else train_seconds
+                run.log(done, {"perf/train_seconds": seconds, **stats})
             if 0 < cfg.train.stop_patience <= stalled:
                 print(f"coconet: validation stalled {stalled} times; stopping at step {done}")
                 break
