@@ -137,8 +137,10 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(CoconetConfig, "quick", ["model.layer=3"], CONFIG_DIR)
     with pytest.raises(ConfigError, match="train.steps"):
         load_config(CoconetConfig, "quick", ["train.steps=many"], CONFIG_DIR)
-    with pytest.raises(ValueError, match="at least 4 layers"):
-        train(tiny_config(tmp_path, "model.layers=2"))
+    with pytest.raises(ConfigError, match="model.layers must be >= 4, got 2"):
+        tiny_config(tmp_path, "model.layers=2")
+    with pytest.raises(ConfigError, match="sample.pmin"):
+        tiny_config(tmp_path, "sample.pmin=0.95")
 
 
 def run_cli(*args):
