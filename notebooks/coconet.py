@@ -98,7 +98,9 @@ for name, results in (("quick", quick), ("medium", medium)):
     rows = [f"| {name} | " + " | ".join(STATS) + " |", "|---" * (len(STATS) + 1) + "|"]
     for prefix in SETS:
         values = [results.get(f"{prefix}/{stat}") for stat in STATS]
-        rows.append(f"| {prefix} | " + " | ".join("—" if v is None else f"{v:.4f}" for v in values) + " |")
+        rows.append(
+            f"| {prefix} | " + " | ".join("—" if v is None else f"{v:.4f}" for v in values) + " |"
+        )
     display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -109,9 +111,14 @@ for name, results in (("quick", quick), ("medium", medium)):
 # %%
 if quick:
     keys = sorted(set(quick) | set(medium or {}) | set(full or {}))
-    rows = ["| key | ours (quick) | ours (medium) | ours (full) | paper's source |", "|---|---|---|---|---|"]
+    rows = [
+        "| key | ours (quick) | ours (medium) | ours (full) | paper's source |",
+        "|---|---|---|---|---|",
+    ]
     for key in keys:
-        cells = [("" if r is None or key not in r else f"{r[key]:.4g}") for r in (quick, medium, full)]
+        cells = [
+            ("" if r is None or key not in r else f"{r[key]:.4g}") for r in (quick, medium, full)
+        ]
         source = PAPER_NUMBERS[key].source if key in PAPER_NUMBERS else ""
         rows.append(f"| {key} | " + " | ".join(cells) + f" | {source} |")
     display(Markdown("\n".join(rows)))

@@ -98,8 +98,12 @@ def test_reproduce_leaves_results_plots_and_a_loadable_model(tmp_path):
     out = tmp_path / "coconet" / "quick"
     assert json.loads((out / "results.json").read_text()) == pytest.approx(results, nan_ok=True)
     assert set(HEADLINE) <= set(results) and set(HEADLINE) <= set(PAPER_NUMBERS)
-    assert all(entry.source for entry in PAPER_NUMBERS.values()), "every paper number names its source"
-    assert (out / "harmonization.png").is_file() and (out / "harmony_vs_training_time.png").is_file()
+    assert all(entry.source for entry in PAPER_NUMBERS.values()), (
+        "every paper number names its source"
+    )
+    assert (out / "harmonization.png").is_file() and (
+        out / "harmony_vs_training_time.png"
+    ).is_file()
     assert (tmp_path / "coconet" / "quick" / "chorales_seed0" / "eval.json").is_file()
     shipped, cfg = load_model(out / "model")
     trained, _ = load_model(out / "chorales_seed0")
