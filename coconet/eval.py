@@ -10,7 +10,7 @@ Normalisations (all NLLs in nats):
 - ``valid/nll_*``, ``baseline/*``: per masked sounding cell, pooled over the cells of fixed validation crops
   with orderless masks (the training objective);
 - ``valid/notewise_*``: exact chain rule, per sounding cell; ``valid/framewise_*``: the same, per frame;
-  ``valid/framewise_nll_paper_*``: magenta's framewise evaluator with its argmax quirk, per frame;
+  ``valid/framewise_nll_paper_*``: the authors' released framewise evaluator with its argmax quirk, per frame;
 - ``samples/*``: each sample's notewise NLL per cell (random orderings, ensembled), mean over samples;
 - ``harmonize/*`` (the harmoniser's default settings), ``harmonize_t1/*`` (temperature 1.0), ``bach/*``
   (Bach's own chorales), ``shifted_control/*`` (Bach's voices shifted in time) on the first

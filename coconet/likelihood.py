@@ -8,8 +8,8 @@ Two estimators, with their normalisations named:
 - ``chain_rule_cell_log_probs``: the exact log p(x) = sum_k log p(x_{o_k} | x_{o_<k}) along an ordering o
   (random cells; or frames in turn, voices in random order within a frame), one cell per model call,
   ensembled over K orderings in probability space: log p_hat = logsumexp(l_1..l_K) - log K, over the
-  whole example (a proper likelihood of the mixture) or per unit (magenta's EnsemblingEvaluator);
-- ``framewise_paper_log_probs``: magenta's framewise evaluator with its quirk (voices already predicted in
+  whole example (a proper likelihood of the mixture) or per unit (the authors' released ensembling evaluator);
+- ``framewise_paper_log_probs``: the authors' released framewise evaluator with its quirk (voices already predicted in
   the current frame are filled with the model's argmax, not the ground truth).
 """
 
