@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from coconet.model import N_PITCHES, N_VOICES, PITCH_LOW
+from common.music import N_PITCHES, N_VOICES, PITCH_LOW
 
 
 def unigram(pieces: list[np.ndarray], smoothing: float = 0.5) -> torch.Tensor:

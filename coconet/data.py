@@ -1,8 +1,10 @@
-"""Batches of chorale crops for Coconet, drawn from ``common.music`` (the corpus itself lives there).
+"""The chorale splits and Coconet's fixed validation crops; the corpus, pianorolls and random training
+crops themselves are ``common.music``'s (``load_chorales``, ``voices_to_pianoroll``, ``random_crops``).
 
 A piece is an int array ``[4, T]`` of MIDI pitches (REST = -1) at sixteenth-note resolution; a batch is a
 torch int tensor ``[B, 4, crop_len]``. Validation uses a fixed set of crops and orderless masks drawn from
-their own seed (spec 2.4), so every validation of every run scores exactly the same cells.
+their own seed (as the authors' released code does), so every validation of every run scores exactly the
+same cells.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from coconet.model import N_VOICES, orderless_mask
+from coconet.model import orderless_mask
+from common.music import N_VOICES, load_chorales
 
 
 def load_split(split: str, limit: int = 0) -> list[np.ndarray]:
     """The four-part chorales of one split (``train``/``valid``/``test``) as ``[4, T]`` int arrays;
     ``limit`` > 0 keeps the first ``limit`` of them."""
-    from common.music.chorales import load_chorales
-
     pieces = [np.asarray(p, dtype=np.int64) for p in load_chorales(split)]
     pieces = pieces[:limit] if limit > 0 else pieces
     if not pieces:
@@ -34,21 +35,6 @@ def check_pieces(pieces: list[np.ndarray], crop_len: int) -> list[np.ndarray]:
     if not kept:
         raise ValueError(f"no piece is at least crop_len={crop_len} sixteenths long")
     return kept
-
-
-def random_crops(
-    pieces: list[np.ndarray], batch: int, crop_len: int, generator: torch.Generator
-) -> torch.Tensor:
-    """``batch`` crops ``[B, 4, crop_len]``: a uniformly random piece, then a uniformly random offset.
-
-    Pieces are drawn uniformly (magenta's "one crop per piece per epoch"), not by length. A torch
-    generator (not numpy's) so that the run's checkpoints carry its state and a resume is exact.
-    """
-    which = torch.randint(len(pieces), (batch,), generator=generator).tolist()
-    room = torch.tensor([pieces[n].shape[1] - crop_len + 1 for n in which])
-    starts = (torch.rand(batch, generator=generator) * room).long().tolist()
-    crops = [pieces[n][:, s : s + crop_len] for n, s in zip(which, starts)]
-    return torch.from_numpy(np.stack(crops).astype(np.int64))
 
 
 def fixed_masked_crops(

@@ -1,6 +1,7 @@
-"""Evaluate a trained Coconet run: likelihoods, baselines, ancestral vs. Gibbs samples, inpainting.
+"""Evaluate a trained Coconet run: likelihoods, baselines, ancestral vs. Gibbs samples, inpainting and
+harmonisation (arXiv 1903.07227: the log-likelihood evaluation and sampling sections).
 
-    python -m coconet.eval --run runs/coconet/quick [--no-audio]
+    python -m coconet.eval --run runs/coconet/quick/chorales_seed0 [--no-audio]
 
 Needs nothing but the run directory (its config.yaml and checkpoint). Writes ``eval.json`` (flat
 ``"<setting>/<metric>": number``) and, under ``plots/`` and ``samples/``, the figures, MIDI and WAV files.
@@ -9,8 +10,12 @@ Normalisations (all NLLs in nats):
 - ``valid/nll_*``, ``baseline/*``: per masked sounding cell, pooled over the cells of fixed validation crops
   with orderless masks (the training objective);
 - ``valid/notewise_*``: exact chain rule, per sounding cell; ``valid/framewise_*``: the same, per frame;
-  ``valid/framewise_nll_paper_*``: magenta's framewise evaluator with its argmax quirk, per frame;
-- ``samples/*``: each sample's notewise NLL per cell (random orderings, ensembled), mean over samples.
+  ``valid/framewise_nll_paper_*``: the authors' released framewise evaluator with its argmax quirk, per frame;
+- ``samples/*``: each sample's notewise NLL per cell (random orderings, ensembled), mean over samples;
+- ``harmonize/*`` (the harmoniser's default settings), ``harmonize_t1/*`` (temperature 1.0), ``bach/*``
+  (Bach's own chorales), ``shifted_control/*`` (Bach's voices shifted in time) on the first
+  ``eval.harmonize_frames`` sixteenths of the validation chorales, and ``samples_{gibbs,ancestral,bach}/*``
+  on the unconditional samples: the statistics of ``coconet.harmony``, per simultaneity.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 
 from coconet.baselines import CopyNeighbour, unigram, unigram_cell_nll
 from coconet.data import check_pieces, fixed_masked_crops, load_split
+from coconet.harmony import harmony_stats, time_shifted, voice_ranges
 from coconet.likelihood import (
     binned_by_mask_fraction,
     chain_rule_cell_log_probs,
@@ -37,28 +43,19 @@ from coconet.likelihood import (
     per_example,
     pooled,
 )
-from coconet.model import (
-    N_PITCHES,
-    N_VOICES,
-    Coconet,
-    orderless_mask,
-    roll_to_voices,
-    voices_to_roll,
-)
+from coconet.model import Coconet, orderless_mask
 from coconet.proxies import music_proxies
 from coconet.render import pianoroll_figure, write_score
-from coconet.sampling import ancestral_sample, gibbs_sample
+from coconet.sampling import ancestral_sample, gibbs_sample, harmonize
+from coconet.trained import load_model
 from common import plots
-from common.runner import load_checkpoint, load_run_config, pick_device, read_metrics, set_threads
-
-
-def load_model(run_dir: Path | str) -> tuple[Coconet, object]:
-    """The trained network of a run (eval mode, on CPU) and the run's config."""
-    cfg = load_run_config(run_dir)
-    state = load_checkpoint(run_dir)
-    model = Coconet(cfg.model.layers, cfg.model.filters, bn_momentum=cfg.model.bn_momentum)
-    model.load_state_dict(state["objects"]["model"])
-    return model.eval(), cfg
+from common.music import (
+    N_PITCHES,
+    N_VOICES,
+    pianoroll_to_voices,
+    voices_to_pianoroll,
+)
+from common.runner import pick_device, read_metrics, set_threads
 
 
 def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
@@ -80,7 +77,7 @@ def sample_scores(model: Coconet, cfg, trace_every: int = 16) -> dict:
     """32 fixed-seed unconditional samples per method, the Gibbs NLL trace, and their scores."""
     s = cfg.sample
     n, length = s.num_samples, s.length
-    steps = s.gibbs_steps or N_VOICES * length  # N = T * I, magenta's default
+    steps = s.gibbs_steps or N_VOICES * length  # N = T * I, the released code's default
     device = next(model.parameters()).device
     blank = torch.zeros(n, N_VOICES, length, N_PITCHES, device=device)
     everything = torch.ones(n, N_VOICES, length, dtype=torch.bool, device=device)
@@ -105,13 +102,13 @@ def sample_scores(model: Coconet, cfg, trace_every: int = 16) -> dict:
     trace_steps = [0, *range(trace_every, steps + 1, trace_every)]
     trace_nll = []
     for k in trace_steps:
-        voices = roll_to_voices(trace[k - 1] if k else independent).cpu().repeat(4, 1, 1)
+        voices = pianoroll_to_voices(trace[k - 1] if k else independent).cpu().repeat(4, 1, 1)
         nll, counted = masked_cell_nll(model, voices, masks)
         trace_nll.append(float(per_example(nll, counted).mean()))
     return {
-        "ancestral": roll_to_voices(ancestral).cpu(),
-        "gibbs": roll_to_voices(gibbs).cpu(),
-        "independent": roll_to_voices(independent).cpu(),
+        "ancestral": pianoroll_to_voices(ancestral).cpu(),
+        "gibbs": pianoroll_to_voices(gibbs).cpu(),
+        "independent": pianoroll_to_voices(independent).cpu(),
         "trace_steps": trace_steps,
         "trace_nll": trace_nll,
         "timings": timings,
@@ -128,7 +125,10 @@ def inpaint(
     device = next(model.parameters()).device
     region = torch.zeros(1, N_VOICES, time_steps, dtype=torch.bool, device=device)
     region[..., time_steps // 4 : 3 * time_steps // 4] = True
-    roll, generator = voices_to_roll(crop[None].to(device)), torch.Generator().manual_seed(seed)
+    roll, generator = (
+        voices_to_pianoroll(crop[None].to(device)),
+        torch.Generator().manual_seed(seed),
+    )
     if method == "gibbs":
         steps = s.gibbs_steps or int(region.sum())
         filled = gibbs_sample(
@@ -136,7 +136,89 @@ def inpaint(
         )
     else:
         filled = ancestral_sample(model, roll, region, s.temperature, generator)
-    return roll_to_voices(filled)[0].cpu(), region[0].cpu()
+    return pianoroll_to_voices(filled)[0].cpu(), region[0].cpu()
+
+
+STATS = {  # coconet.harmony's statistics and how the plots label them
+    "voice_crossing_rate": "voice crossing (per simultaneity)",
+    "parallel_5ths_8ves_per_move": "parallel 5ths/8ves per voice-pair move",
+    "out_of_voice_range_rate": "notes outside the voice's range",
+    "simultaneities_per_bar": "simultaneities per bar",
+}
+
+
+def prefixed_stats(
+    prefix: str, scores: np.ndarray, ranges, reference: dict | None, range_voices
+) -> dict[str, float]:
+    """``coconet.harmony`` statistics of ``scores`` as ``<prefix>/<stat>`` keys, with the ratio of
+    simultaneities to the ``reference`` (Bach's statistics on the same melodies or crops)."""
+    stats = harmony_stats(scores, *ranges, range_voices=range_voices)
+    if reference is not None:
+        stats["simultaneities_ratio_to_bach"] = (
+            stats["simultaneities_per_bar"] / reference["simultaneities_per_bar"]
+        )
+    return {f"{prefix}/{name}": value for name, value in stats.items()}
+
+
+def harmonization_scores(model: Coconet, valid_pieces, cfg) -> dict[str, np.ndarray]:
+    """Bach's validation chorales (their first ``eval.harmonize_frames`` sixteenths), the time-shifted
+    control, and the model's harmonisations of their sopranos at the harmoniser's default settings and at
+    temperature 1.0, each ``[N, 4, T]``."""
+    frames, s = cfg.eval.harmonize_frames, cfg.sample
+    bach = np.stack([p[:, :frames] for p in valid_pieces if p.shape[1] >= frames])
+    bach = bach[: cfg.eval.harmonize_pieces].astype(np.int64)
+    scores = {"bach": bach, "shifted_control": time_shifted(bach)}
+    steps = max(1, round(cfg.harmonize.steps_per_frame * frames))
+    sopranos = torch.from_numpy(bach[:, 0])
+    for name, temperature in (("harmonize", cfg.harmonize.temperature), ("harmonize_t1", 1.0)):
+        generator = torch.Generator().manual_seed(s.seed)
+        harmonized = harmonize(
+            model, sopranos, steps, temperature, generator, s.pmax, s.pmin, s.eta
+        )
+        scores[name] = harmonized.numpy()
+    return scores
+
+
+def harmony_curves(run_dir: Path, path: Path, cfg, valid_pieces, ranges) -> Path | None:
+    """Each harmonisation statistic logged during training (``train.harmony_every``) against training
+    time, at the harmoniser's temperature and at 1.0, beside Bach's and the shifted control's values on the
+    same sopranos; None when the run logged none."""
+    import matplotlib.pyplot as plt
+
+    logged = [m for m in read_metrics(run_dir) if "harmony/voice_crossing_rate" in m]
+    if not logged:
+        return None
+    frames = cfg.train.harmony_frames
+    bach = np.stack([p[:, :frames] for p in valid_pieces if p.shape[1] >= frames])
+    bach = bach[: cfg.train.harmony_pieces].astype(np.int64)
+    lower = (1, 2, 3)
+    references = {
+        "Bach": harmony_stats(bach, *ranges, range_voices=lower),
+        "shifted control": harmony_stats(time_shifted(bach), *ranges, range_voices=lower),
+    }
+    minutes = np.array([m["perf/train_seconds"] for m in logged]) / 60
+    fig, axes = plt.subplots(1, len(STATS), figsize=(4 * len(STATS), 3.4))
+    for ax, (name, label) in zip(axes, STATS.items()):
+        for prefix, shown in (
+            ("harmony", f"temperature {cfg.harmonize.temperature:g}"),
+            ("harmony_t1", "temperature 1"),
+        ):
+            ax.plot(minutes, [m[f"{prefix}/{name}"] for m in logged], marker="o", ms=3, label=shown)
+        for (ref_name, ref), style in zip(references.items(), ("--", ":")):
+            ax.axhline(ref[name], color="k", ls=style, lw=1, label=ref_name)
+        ax.set_xlabel("training time (minutes, 1 CPU thread, loaded machine)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(
+        f"Harmonising {len(bach)} validation sopranos ({frames} sixteenths) during training",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
@@ -216,7 +298,7 @@ def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
             results["valid/notewise_nll_random"] = float((-example_log_p / cells).mean())
             single = -cell_log_p.sum((2, 3)) / cells
             results["valid/notewise_nll_random_single_ordering"] = float(single.mean())
-            # magenta's EnsemblingEvaluator averages each unit's probability over orderings.
+            # The released code's ensembling evaluator averages each unit's probability over orderings.
             unit = ensemble(cell_log_p).sum((1, 2))
             results["valid/notewise_nll_random_unit_ensemble"] = float((-unit / cells).mean())
         else:  # frame by frame (chronological or random frames), voices in random order inside
@@ -317,6 +399,35 @@ def evaluate(run_dir: Path | str, audio: bool = True) -> dict:
         **{m: drawn[m].numpy() for m in ("gibbs", "ancestral", "independent")},
     )
 
+    # ---------------------------------------------------------------- harmonisation statistics
+    ranges = voice_ranges(train_pieces)
+    unconditional = {"samples_bach": real.numpy(), "samples_gibbs": drawn["gibbs"].numpy(),
+                     "samples_ancestral": drawn["ancestral"].numpy()}  # fmt: skip
+    reference = harmony_stats(unconditional["samples_bach"], *ranges)
+    for prefix, scores in unconditional.items():
+        results.update(prefixed_stats(prefix, scores, ranges, reference, range(N_VOICES)))
+    if cfg.eval.harmonize_pieces > 0:
+        harmonized = harmonization_scores(model, valid_pieces, cfg)
+        lower = (1, 2, 3)  # the generated voices; the soprano is Bach's in every set
+        reference = harmony_stats(harmonized["bach"], *ranges, range_voices=lower)
+        for prefix, scores in harmonized.items():
+            results.update(prefixed_stats(prefix, scores, ranges, reference, lower))
+        shown = range(min(2, len(harmonized["bach"])))
+        generated = np.zeros(harmonized["bach"].shape[1:], dtype=bool)
+        generated[1:] = True
+        pianoroll_figure(
+            plots_dir / "harmonization.png",
+            [score for n in shown for score in (harmonized["bach"][n], harmonized["harmonize"][n])],
+            [title for n in shown for title in (f"Bach, validation chorale {n}",
+             f"Coconet, same soprano (temperature {cfg.harmonize.temperature:g})")],
+            regions=[None, generated] * len(shown), columns=2,
+        )  # fmt: skip
+        for name in ("harmonize", "bach"):
+            stem = samples_dir / f"harmonization_{name}_0"
+            written += write_score(harmonized[name][0], stem, wav=audio)
+        print(f"coconet eval: harmonisation done ({time.time() - started:.0f} s)")
+    harmony_curves(run_dir, plots_dir / "harmony_vs_training_time.png", cfg, valid_pieces, ranges)
+
     # ---------------------------------------------------------------- learning curve
     metrics = read_metrics(run_dir)
     train_curve = [(m["step"], m["losses/train_nll"]) for m in metrics if "losses/train_nll" in m]
@@ -343,7 +454,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m coconet.eval", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--run", required=True, help="run directory, e.g. runs/coconet/quick")
+    parser.add_argument(
+        "--run", required=True, help="run directory, e.g. runs/coconet/quick/chorales_seed0"
+    )
     parser.add_argument(
         "--no-audio", action="store_true", help="write MIDI only, no WAV renderings"
     )

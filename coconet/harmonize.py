@@ -3,7 +3,10 @@ blocked Gibbs sampling while the melody stays fixed.
 
     python -m coconet.harmonize melody.mid                      # a MIDI file: its highest voice is the tune
     python -m coconet.harmonize bach/bwv66.6                    # a corpus chorale: re-harmonise its soprano
-    python -m coconet.harmonize melody.mid --run runs/coconet/full --samples 3 --out harmonized/
+    python -m coconet.harmonize melody.mid --run runs/coconet/quick/chorales_seed0 --samples 3
+
+Without ``--run`` it uses the model shipped in ``results/coconet/`` (medium, else quick), so it works right
+after setup. The sampling settings are the model config's ``harmonize`` section unless given here.
 
 Writes <out>/<name>_<n>.mid, .wav and a pianoroll .png per harmonisation (and the melody alone).
 """
@@ -17,19 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coconet.eval import load_model
-from coconet.model import N_PITCHES, N_VOICES, PITCH_LOW, roll_to_voices, voices_to_roll
 from coconet.render import pianoroll_figure, write_score
-from coconet.sampling import gibbs_sample
+from coconet.sampling import harmonize
+from coconet.trained import load_model
+from common.music import N_VOICES, PITCH_HIGH, PITCH_LOW, MusicFileError, load_chorale, read_midi
 from common.runner import set_threads
 
 
 def load_melody(source: str) -> tuple[np.ndarray, str]:
     """The tune ``[T]`` (MIDI pitches, REST = -1) from a MIDI file or a corpus chorale id, and a name."""
-    from common.music.chorales import load_chorale
-    from common.music.constants import MusicFileError
-    from common.music.midi import read_midi
-
     path = Path(source)
     if path.suffix.lower() in (".mid", ".midi"):
         voices = read_midi(path)
@@ -45,28 +44,13 @@ def load_melody(source: str) -> tuple[np.ndarray, str]:
     sounding = melody[melody >= 0]
     if sounding.size == 0:
         raise MusicFileError(source, "the melody has no notes")
-    if sounding.min() < PITCH_LOW or sounding.max() >= PITCH_LOW + N_PITCHES:
+    if sounding.min() < PITCH_LOW or sounding.max() > PITCH_HIGH:
         raise MusicFileError(
             source,
             f"melody spans MIDI {sounding.min()}..{sounding.max()}, outside the model's "
-            f"{PITCH_LOW}..{PITCH_LOW + N_PITCHES - 1}; transpose it",
+            f"{PITCH_LOW}..{PITCH_HIGH}; transpose it",
         )
     return melody.astype(np.int64), name
-
-
-def harmonize(model, melody: np.ndarray, samples: int, steps: int, cfg, seed: int) -> np.ndarray:
-    """``samples`` four-voice harmonisations ``[S, 4, T]`` of ``melody`` ``[T]`` (soprano kept)."""
-    time = len(melody)
-    voices = np.full((samples, N_VOICES, time), -1, dtype=np.int64)
-    voices[:, 0] = melody
-    region = torch.zeros(samples, N_VOICES, time, dtype=torch.bool)
-    region[:, 1:] = True  # alto, tenor and bass are generated; the soprano is the context
-    s = cfg.sample
-    filled = gibbs_sample(
-        model, voices_to_roll(torch.from_numpy(voices)), region, steps or int(region[0].sum()),
-        s.pmax, s.pmin, s.eta, s.temperature, torch.Generator().manual_seed(seed),
-    )  # fmt: skip
-    return roll_to_voices(filled).numpy()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,26 +59,44 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__.splitlines()[0] + " " + __doc__.splitlines()[1],
     )
     parser.add_argument("melody", help="a .mid file (its highest part is the tune) or a corpus id")
-    parser.add_argument("--run", default="runs/coconet/quick", help="trained run directory")
+    parser.add_argument(
+        "--run",
+        default=None,
+        help="a run directory or a trained model folder (default: the model in results/coconet/)",
+    )
     parser.add_argument("--out", default="harmonized", help="output directory")
     parser.add_argument("--samples", type=int, default=1, help="how many harmonisations")
-    parser.add_argument("--steps", type=int, default=0, help="Gibbs steps (0 = 3 x melody length)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="Gibbs steps (0 = the config's steps_per_frame x length)",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature (0 = the config's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-audio", action="store_true", help="MIDI and PNG only, no WAV")
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error("--samples must be >= 1")
-    if not (Path(args.run) / "config.yaml").is_file():
-        parser.error(f"{args.run} is not a trained run (no config.yaml); run `make coconet` first")
+    if args.steps < 0 or args.temperature < 0:
+        parser.error("--steps and --temperature must be >= 0")
     try:
         melody, name = load_melody(args.melody)
+        model, cfg = load_model(args.run)
     except (ValueError, OSError) as err:  # MusicFileError is a ValueError naming the file
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
-    model, cfg = load_model(args.run)
     set_threads(cfg.threads)
-    scores = harmonize(model, melody, args.samples, args.steps, cfg, args.seed)
+    steps = args.steps or max(1, round(cfg.harmonize.steps_per_frame * len(melody)))
+    s = cfg.sample
+    melodies = torch.from_numpy(np.repeat(melody[None], args.samples, axis=0))
+    scores = harmonize(
+        model, melodies, steps, args.temperature or cfg.harmonize.temperature,
+        torch.Generator().manual_seed(args.seed), s.pmax, s.pmin, s.eta,
+    ).numpy()  # fmt: skip
     out = Path(args.out)
     melody_only = np.full((N_VOICES, len(melody)), -1)
     melody_only[0] = melody

@@ -1,4 +1,4 @@
-"""Likelihood evaluation of Coconet (spec 2.5).
+"""Likelihood evaluation of Coconet (arXiv 1903.07227, the log-likelihood evaluation section).
 
 Two estimators, with their normalisations named:
 
@@ -8,8 +8,8 @@ Two estimators, with their normalisations named:
 - ``chain_rule_cell_log_probs``: the exact log p(x) = sum_k log p(x_{o_k} | x_{o_<k}) along an ordering o
   (random cells; or frames in turn, voices in random order within a frame), one cell per model call,
   ensembled over K orderings in probability space: log p_hat = logsumexp(l_1..l_K) - log K, over the
-  whole example (a proper likelihood of the mixture) or per unit (magenta's EnsemblingEvaluator);
-- ``framewise_paper_log_probs``: magenta's framewise evaluator with its quirk (voices already predicted in
+  whole example (a proper likelihood of the mixture) or per unit (the authors' released ensembling evaluator);
+- ``framewise_paper_log_probs``: the authors' released framewise evaluator with its quirk (voices already predicted in
   the current frame are filled with the model's argmax, not the ground truth).
 """
 
@@ -19,7 +19,8 @@ import math
 
 import torch
 
-from coconet.model import Coconet, cell_nll, voices_to_roll
+from coconet.model import Coconet, cell_nll
+from common.music import voices_to_pianoroll
 
 
 @torch.no_grad()
@@ -33,7 +34,7 @@ def masked_cell_nll(
     device = next(model.parameters()).device
     nlls = []
     for start in range(0, len(voices), batch_size):
-        roll = voices_to_roll(voices[start : start + batch_size].to(device))
+        roll = voices_to_pianoroll(voices[start : start + batch_size].to(device))
         known = ~hidden[start : start + batch_size].to(device)
         nlls.append(cell_nll(model(roll, known), roll).cpu())
     return torch.cat(nlls), hidden & (voices >= 0)
@@ -116,7 +117,7 @@ def chain_rule_cell_log_probs(
     device = next(model.parameters()).device
     batch, n_voices, time = voices.shape
     pairs = orderings * batch
-    roll = voices_to_roll(voices.to(device)).repeat(orderings, 1, 1, 1)  # [K*B, I, T, P]
+    roll = voices_to_pianoroll(voices.to(device)).repeat(orderings, 1, 1, 1)  # [K*B, I, T, P]
     order = _orderings(pairs, n_voices, time, kind, generator).to(device)
     known = torch.zeros(pairs, n_voices * time, dtype=torch.bool, device=device)
     cell_log_p = torch.zeros(pairs, n_voices * time, device=device)
@@ -156,7 +157,7 @@ def framewise_paper_log_probs(
     generator: torch.Generator | None = None,
     batch_size: int = 256,
 ) -> torch.Tensor:
-    """Magenta's FrameEvaluator (spec 2.5, "paper-faithful"): log-likelihood of each frame ``[K, B, T]``.
+    """The released code's framewise evaluator ("paper-faithful"): log-likelihood of each frame ``[K, B, T]``.
 
     Frames in random (or chronological) order; frame j is predicted knowing the ground truth of the
     frames before it, voice by voice in random order, where the voices already predicted in the frame
@@ -179,7 +180,7 @@ def framewise_paper_log_probs(
         known_frames[:, :, None, :].expand(pairs, time, n_voices, time).reshape(-1, n_voices, time)
     )
     known = known.clone().to(device)
-    truth = voices_to_roll(voices.to(device)).repeat(orderings, 1, 1, 1)  # [pairs, I, T, P]
+    truth = voices_to_pianoroll(voices.to(device)).repeat(orderings, 1, 1, 1)  # [pairs, I, T, P]
     truth = truth.repeat_interleave(time, dim=0)  # [pairs * T, I, T, P]
     scratch = truth.clone()
     rows = torch.arange(pairs * time, device=device)

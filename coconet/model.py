@@ -1,17 +1,23 @@
-"""Coconet (Huang et al., ISMIR 2017): a convolutional orderless NADE over four-voice pianorolls.
+"""Coconet (Huang et al., *Counterpoint by Convolution*, ISMIR 2017, arXiv 1903.07227): a convolutional
+orderless NADE over four-voice pianorolls.
 
-One network gives p(x_{t,i} | x_C) for every (time, voice) cell given any set C of known cells
-("fill in any erased notes given the rest"). This file holds the whole model side of the paper:
+One network gives p(x_{t,i} | x_C) for every (time, voice) cell given any set C of known cells ("fill in
+any erased notes given the rest"). The paper's model, in the order it happens:
 
-- the pianoroll tensors: a score is ``[B, I, T, P]`` (I = 4 voices S, A, T, B; T sixteenth-note steps;
-  P = 46 pitches, MIDI 36..81); a rest is the all-zero pitch vector (spec 2.1);
-- the input: concat(roll * known, known) -> 2I channels; the mask channel says "known" (magenta's
-  ``mask_indicates_context``), so the convolution's zero padding beyond the score reads as unknown;
+- the pianoroll (paper, "Model" section): a score is ``[B, I, T, P]`` (I = 4 voices S, A, T, B; T sixteenth
+  steps; P = 46 pitches, MIDI 36..81, from ``common.music``); a rest is the all-zero pitch vector;
+- the input: concat(roll * known, known) -> 2I channels, the mask saying "known" (as the authors' released
+  code does), so the convolution's zero padding beyond the score reads as unknown;
 - the residual CNN: conv 3x3, (L-3) x conv 3x3, conv 2x2, conv 2x2 -> I logits planes, batch norm after
-  every conv, a skip connection every second layer (spec 2.3);
-- the orderless mask distribution: k ~ U{1..D} cells of D = T*I masked uniformly (spec 2.2, Uria et al.);
-- the loss: the orderless-NADE estimator, the mean NLL over an example's masked cells (spec 2.2 eq. L_b),
-  which equals magenta's D/k rescaled sum over D cells without its trivial visible-cell term.
+  every conv, a skip connection every second layer ("Model" section);
+- the orderless mask distribution: k ~ U{1..D} of D = T*I cells masked uniformly (Uria et al.'s orderless
+  NADE training, the paper's "Orderless modelling" section);
+- the loss: the orderless-NADE estimator, the mean NLL over an example's masked cells, which equals the
+  paper's D/k rescaled sum over D cells without its trivial visible-cell term.
+
+Ours, not the paper's (``pitch_channel=True``): one more input plane holding each pitch row's absolute pitch.
+The convolution is equivariant in pitch, so without it a net that sees only a few semitones knows a voice's
+register only from the padding at the ends of the pitch axis.
 """
 
 from __future__ import annotations
@@ -20,32 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-N_VOICES = 4  # soprano, alto, tenor, bass
-PITCH_LOW = 36  # MIDI pitch of pitch index 0 (C2)
-N_PITCHES = 46  # MIDI 36..81 inclusive (Jsb16thSeparated's range)
-REST = -1  # a voice that does not sound in a frame
-
-
-# ---------------------------------------------------------------------------------------------- data
-def voices_to_roll(voices: torch.Tensor) -> torch.Tensor:
-    """MIDI pitches per voice ``[B, I, T]`` (REST = -1) -> one-hot pianoroll ``[B, I, T, P]`` (float)."""
-    if voices.dim() != 3:
-        raise ValueError(f"voices must be [batch, voices, time], got shape {tuple(voices.shape)}")
-    sounding = voices >= 0
-    index = (voices.long() - PITCH_LOW).clamp(0, N_PITCHES - 1)
-    out_of_range = sounding & ((voices < PITCH_LOW) | (voices >= PITCH_LOW + N_PITCHES))
-    if out_of_range.any():
-        bad = int(voices[out_of_range][0])
-        raise ValueError(
-            f"pitch {bad} outside the model's range {PITCH_LOW}..{PITCH_LOW + N_PITCHES - 1}"
-        )
-    return F.one_hot(index, N_PITCHES).float() * sounding.unsqueeze(-1)
-
-
-def roll_to_voices(roll: torch.Tensor) -> torch.Tensor:
-    """One-hot pianoroll ``[B, I, T, P]`` -> MIDI pitches ``[B, I, T]`` with REST where no pitch is on."""
-    pitch = roll.argmax(-1) + PITCH_LOW
-    return torch.where(roll.sum(-1) > 0, pitch, torch.full_like(pitch, REST))
+from common.music import N_PITCHES, N_VOICES
 
 
 # ---------------------------------------------------------------------------------------------- masks
@@ -55,7 +36,8 @@ def orderless_mask(
     """Uria et al.'s orderless-NADE training masks, ``[B, I, T]`` bool, True = hidden (to predict).
 
     Per example k ~ U{1..D} with D = I*T, then k distinct cells uniformly: the same distribution as
-    "draw a random ordering and a random position in it; hide everything from there on" (spec 2.2).
+    "draw a random ordering and a random position in it; hide everything from there on" (the paper's
+    orderless-modelling section, after Uria et al. 2014).
     """
     cells = voices * time
     k = torch.randint(1, cells + 1, (batch, 1), generator=generator, device=device)
@@ -67,13 +49,20 @@ def orderless_mask(
 
 # ---------------------------------------------------------------------------------------------- network
 class Coconet(nn.Module):
-    """The "straight" residual CNN of magenta's lib_graph (spec 2.3), on ``[B, 2I, T, P]`` inputs.
+    """The "straight" residual CNN of the paper's model section (as in the authors' released code), on
+    ``[B, 2I, T, P]`` inputs (``[B, 2I + 1, T, P]`` with the pitch channel).
 
     Convolutions run over (time, pitch) with the voices as channels, so every output cell sees a
     window of neighbouring steps and pitches of all four voices; depth L grows that window.
     """
 
-    def __init__(self, layers: int = 64, filters: int = 128, bn_momentum: float = 0.1):
+    def __init__(
+        self,
+        layers: int = 64,
+        filters: int = 128,
+        bn_momentum: float = 0.1,
+        pitch_channel: bool = False,
+    ):
         super().__init__()
         if layers < 4:
             raise ValueError(
@@ -81,9 +70,9 @@ class Coconet(nn.Module):
             )
         if filters < 1:
             raise ValueError(f"filters must be >= 1, got {filters}")
-        self.layers, self.filters = layers, filters
+        self.layers, self.filters, self.pitch_channel = layers, filters, pitch_channel
         # conv 3x3 (2I -> F); (L - 3) x conv 3x3 (F -> F); conv 2x2 (F -> F); conv 2x2 (F -> I).
-        shapes = [(2 * N_VOICES, filters, 3)]
+        shapes = [(2 * N_VOICES + int(pitch_channel), filters, 3)]
         shapes += [(filters, filters, 3)] * (layers - 3)
         shapes += [(filters, filters, 2), (filters, N_VOICES, 2)]
         self.convs = nn.ModuleList(
@@ -92,8 +81,8 @@ class Coconet(nn.Module):
         )
         # SAME padding for the even 2x2 kernels puts the extra zero after the score, as TF does.
         self.pads = [(0, 0, 0, 0) if k % 2 else (0, k - 1, 0, k - 1) for _, _, k in shapes]
-        # BN after every conv, last included; magenta's decay 0.99 is momentum 0.01 in torch terms,
-        # 0.1 converges faster for short runs (spec 2.3 allows 0.01-0.1).
+        # BN after every conv, last included; the released code's decay 0.99 is momentum 0.01 in torch
+        # terms, 0.1 converges faster for short runs.
         self.norms = nn.ModuleList(
             nn.BatchNorm2d(c_out, eps=1e-7, momentum=bn_momentum) for _, c_out, _ in shapes
         )
@@ -102,6 +91,20 @@ class Coconet(nn.Module):
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
             nn.init.constant_(norm.weight, 0.1)  # BN gamma 0.1: residual branches start small
             nn.init.zeros_(norm.bias)
+        # Each pitch row's absolute pitch, -1 (MIDI 36) .. 1 (MIDI 81): a constant plane, not a parameter.
+        self.register_buffer(
+            "pitch_coordinate", torch.linspace(-1.0, 1.0, N_PITCHES), persistent=False
+        )
+
+    @classmethod
+    def from_config(cls, model_cfg) -> Coconet:
+        """The network a config's ``model`` section describes."""
+        return cls(
+            model_cfg.layers,
+            model_cfg.filters,
+            bn_momentum=model_cfg.bn_momentum,
+            pitch_channel=model_cfg.get("pitch_channel", False),
+        )
 
     def forward(self, roll: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
         """Pitch logits ``[B, I, T, P]`` from a roll ``[B, I, T, P]`` and known cells ``[B, I, T]``.
@@ -119,7 +122,10 @@ class Coconet(nn.Module):
             )
         # One flag per (voice, time), broadcast over pitch.
         known = known.to(roll.dtype).unsqueeze(-1)
-        x = torch.cat([roll * known, known.expand_as(roll)], dim=1)  # [B, 2I, T, P]
+        planes = [roll * known, known.expand_as(roll)]  # [B, 2I, T, P]
+        if self.pitch_channel:  # ours: where on the pitch axis each row is
+            planes.append(self.pitch_coordinate.expand(roll.shape[0], 1, roll.shape[2], N_PITCHES))
+        x = torch.cat(planes, dim=1)
         last = len(self.convs) - 1
         skip = None
         for i, (conv, norm, pad) in enumerate(zip(self.convs, self.norms, self.pads)):
@@ -142,7 +148,7 @@ def cell_nll(logits: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
 def orderless_nade_loss(
     logits: torch.Tensor, roll: torch.Tensor, hidden: torch.Tensor
 ) -> torch.Tensor:
-    """The orderless-NADE training loss (spec 2.2): L_b = (1/k_b) sum_{masked (t,i)} -log p(x_{t,i} | x_C).
+    """The orderless-NADE training loss (the paper's orderless-modelling section): L_b = (1/k_b) sum_{masked (t,i)} -log p(x_{t,i} | x_C).
 
     Averaged over the batch. k_b counts the example's masked *sounding* cells (rests, about 1% of cells,
     carry no pitch to predict), so every example weighs the same whatever its mask size: the D/k rescaling

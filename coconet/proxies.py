@@ -1,7 +1,7 @@
 """Automatic music proxies for samples, in place of the paper's human (Mechanical Turk) evaluation.
 
-These are labelled stand-ins, not the paper's measure (spec 7). For scores ``[N, 4, T]`` (MIDI pitches,
-REST = -1, sixteenth-note frames):
+These are labelled stand-ins, not the paper's measure, counted per frame (``coconet.harmony`` counts the
+same things per simultaneity). For scores ``[N, 4, T]`` (MIDI pitches, REST = -1, sixteenth-note frames):
 - parallel fifths/octaves per 100 voice-pair motions: both voices move in the same direction between two
   consecutive frames and form the same perfect fifth (or octave/unison) class before and after;
 - voice crossing: fraction of frames where a lower voice sounds above the voice written above it;
@@ -13,9 +13,9 @@ REST = -1, sixteenth-note frames):
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
+
+from coconet.harmony import crossed_frames, out_of_range_rate, parallel_motion, voice_ranges
 
 CHORD_SHAPES = [  # intervals above the root, as pitch-class sets
     (0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 8),  # major, minor, diminished, augmented triads
@@ -46,30 +46,8 @@ def music_proxies(scores: np.ndarray, reference: list[np.ndarray]) -> dict[str, 
     """The proxies above for ``scores`` ``[N, 4, T]``; ``reference``: Bach's training pieces ``[4, T]``."""
     scores = np.asarray(scores, dtype=np.int64)
     sounding = scores >= 0
-    parallels, motions = 0, 0
-    for upper, lower in itertools.combinations(range(4), 2):
-        a, b = scores[:, upper], scores[:, lower]
-        both = (
-            sounding[:, upper, :-1]
-            & sounding[:, upper, 1:]
-            & sounding[:, lower, :-1]
-            & sounding[:, lower, 1:]
-        )
-        move_a, move_b = np.diff(a, axis=-1), np.diff(b, axis=-1)
-        moving = both & (move_a != 0) & (move_b != 0)
-        same_direction = np.sign(move_a) == np.sign(move_b)
-        interval = (a - b) % 12
-        perfect = np.isin(interval, (0, 7))
-        repeated = perfect[..., :-1] & (interval[..., :-1] == interval[..., 1:])
-        parallels += int((moving & same_direction & repeated).sum())
-        motions += int(moving.sum())
-    crossing = np.zeros(scores.shape[::2], dtype=bool)  # [N, T]
-    for upper in range(3):
-        both = sounding[:, upper] & sounding[:, upper + 1]
-        crossing |= both & (scores[:, upper + 1] > scores[:, upper])
-    low = np.array([min(p[v][p[v] >= 0].min() for p in reference) for v in range(4)])
-    high = np.array([max(p[v][p[v] >= 0].max() for p in reference) for v in range(4)])
-    outside = sounding & ((scores < low[None, :, None]) | (scores > high[None, :, None]))
+    parallels, _, motions = parallel_motion(scores)
+    low, high = voice_ranges(reference)
     chord_frames = [
         frozenset(frame[frame >= 0] % 12) in CHORD_SETS
         for frame in scores.transpose(0, 2, 1).reshape(-1, 4)
@@ -78,8 +56,8 @@ def music_proxies(scores: np.ndarray, reference: list[np.ndarray]) -> dict[str, 
     reference_histogram = pitch_class_histogram(np.concatenate(reference, axis=1))
     return {
         "parallel_fifths_octaves_per_100": 100.0 * parallels / max(motions, 1),
-        "voice_crossing_frames": float(crossing.mean()),
-        "out_of_range_cells": float(outside.sum() / max(sounding.sum(), 1)),
+        "voice_crossing_frames": float(crossed_frames(scores).mean()),
+        "out_of_range_cells": out_of_range_rate(scores, low, high),
         "triad_or_seventh_frames": float(np.mean(chord_frames)),
         "pitch_class_js_to_bach": jensen_shannon(
             pitch_class_histogram(scores), reference_histogram

@@ -14,8 +14,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from common.music import PITCH_HIGH, PITCH_LOW, VOICE_NAMES  # noqa: E402
+
 VOICE_COLOURS = ("tab:red", "tab:green", "tab:blue", "tab:purple")
-VOICE_NAMES = ("soprano", "alto", "tenor", "bass")
 
 
 def pianoroll_figure(
@@ -51,9 +52,19 @@ def pianoroll_figure(
             )  # fmt: skip
         if region is not None and np.asarray(region).any():
             filled_steps = np.asarray(region).any(0)
-            ax.fill_between(time, 36, 81, where=filled_steps, color="gray", alpha=0.12, step="mid")
-        ax.set_ylim(35, 82)
+            ax.fill_between(
+                time,
+                PITCH_LOW,
+                PITCH_HIGH,
+                where=filled_steps,
+                color="gray",
+                alpha=0.12,
+                step="mid",
+            )
+        ax.set_ylim(PITCH_LOW - 1, PITCH_HIGH + 1)
         ax.set_title(titles[n], fontsize=8)
+        ax.set_xlabel("time (sixteenths)", fontsize=7)
+        ax.set_ylabel("MIDI pitch", fontsize=7)
         ax.set_xticks(np.arange(0, score.shape[1] + 1, 16))
         ax.grid(alpha=0.2)
         ax.tick_params(labelsize=6)

@@ -1,4 +1,5 @@
-"""Sampling from Coconet (spec 2.6): ancestral, independent, and annealed blocked Gibbs (Yao et al. 2014).
+"""Sampling from Coconet (arXiv 1903.07227, the Gibbs sampling section): ancestral, independent, and
+annealed blocked Gibbs (Yao et al. 2014), and the harmonisation of a melody built on it.
 
 All samplers fill the cells of ``region`` ``[B, I, T]`` (True = to be generated) of a pianoroll
 ``[B, I, T, P]`` and never touch the cells outside it, which are the conditioning context (a soprano to
@@ -18,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from coconet.model import Coconet
+from common.music import N_VOICES, REST, pianoroll_to_voices, voices_to_pianoroll
 
 
 def _sample_pitches(
@@ -71,7 +73,7 @@ def ancestral_sample(
 
 
 def yao_schedule(step: int, total: int, pmax: float, pmin: float, eta: float) -> float:
-    """Yao et al.'s truncated linear annealing of the block fraction (spec 2.6)."""
+    """Yao et al.'s truncated linear annealing of the block fraction (the paper's Gibbs sampling section)."""
     return max(pmin, pmax - (pmax - pmin) * step / (eta * total))
 
 
@@ -103,3 +105,29 @@ def gibbs_sample(
         if trace is not None:
             trace.append(roll.clone())
     return roll
+
+
+def harmonize(
+    model: Coconet,
+    melodies: torch.Tensor,
+    steps: int,
+    temperature: float,
+    generator: torch.Generator,
+    pmax: float = 0.9,
+    pmin: float = 0.1,
+    eta: float = 0.7,
+) -> torch.Tensor:
+    """Four-voice harmonisations ``[S, 4, T]`` (MIDI pitches) of soprano lines ``melodies`` ``[S, T]``.
+
+    The soprano is the context; alto, tenor and bass are the region that annealed blocked Gibbs fills
+    (the paper's harmonisation use case). Where the melody rests, so does nothing else: every frame of
+    the lower voices is generated.
+    """
+    device = next(model.parameters()).device
+    voices = torch.full((len(melodies), N_VOICES, melodies.shape[-1]), REST, dtype=torch.long)
+    voices[:, 0] = melodies
+    region = torch.zeros(voices.shape, dtype=torch.bool, device=device)
+    region[:, 1:] = True
+    roll = voices_to_pianoroll(voices).to(device)
+    filled = gibbs_sample(model, roll, region, steps, pmax, pmin, eta, temperature, generator)
+    return pianoroll_to_voices(filled).cpu()

@@ -193,6 +193,26 @@ def random_crop(voices, length: int, rng):
     return voices[..., start : start + length]
 
 
+def random_crops(pieces, batch: int, length: int, generator):
+    """``batch`` crops ``[B, V, length]`` (int64 torch) from a list of ``[V, T]`` pieces, as one draw.
+
+    The batched form of :func:`random_crop` over a corpus: a uniformly random piece per crop (pieces
+    are drawn uniformly, not by length), then a uniformly random start in it, both from the torch
+    ``generator`` (so a training run's checkpoint carries its state). Every piece must hold at least
+    ``length`` frames.
+    """
+    import torch
+
+    short = [n for n, p in enumerate(pieces) if p.shape[-1] < length]
+    if short:
+        raise ValueError(f"piece {short[0]} is shorter than the crop length {length}")
+    which = torch.randint(len(pieces), (batch,), generator=generator).tolist()
+    room = torch.tensor([pieces[n].shape[-1] - length + 1 for n in which])
+    starts = (torch.rand(batch, generator=generator) * room).long().tolist()
+    crops = [np.asarray(pieces[n])[..., s : s + length] for n, s in zip(which, starts)]
+    return torch.from_numpy(np.stack(crops).astype(np.int64))
+
+
 def subsample(voices, frames_per_quarter: int):
     """Sixteenth frames -> eighth (2) or quarter (1) frames: the pitch sounding at each grid point.
 

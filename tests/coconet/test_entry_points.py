@@ -2,6 +2,8 @@
 
 Semantics under test:
 - a run directory is self-describing: ``coconet.eval`` needs only it and writes the issue's result keys;
+- ``coconet.reproduce.main`` trains, evaluates, and leaves results.json, the plots and a safetensors model
+  (which ``coconet.trained.load_model`` and the harmoniser load) in ``<out_dir>/coconet/<scale>/``;
 - resuming from a checkpoint gives exactly the parameters of an uninterrupted run (CPU);
 - the full (paper-size) config loads and trains a few steps on CPU;
 - bad config keys, bad run directories and bad melody files end in a one-line error, exit status 2.
@@ -19,9 +21,12 @@ import pytest
 import torch
 
 from coconet.config import CONFIG_DIR, CoconetConfig
-from coconet.eval import evaluate, load_model
+from coconet.eval import evaluate
 from coconet.harmonize import main as harmonize_main
+from coconet.reproduce import HEADLINE, PAPER_NUMBERS
+from coconet.reproduce import main as reproduce
 from coconet.train import train
+from coconet.trained import load_model
 from common.config import ConfigError, load_config
 
 TINY = [
@@ -37,6 +42,8 @@ TINY = [
     "sample.length=8",
     "eval.notewise_crops=2",
     "eval.ensemble=2",
+    "eval.harmonize_pieces=2",
+    "eval.harmonize_frames=16",
     "progress=false",
 ]
 ISSUE_KEYS = [
@@ -47,6 +54,16 @@ ISSUE_KEYS = [
     "samples/nll_ancestral_mean",
     "samples/ancestral_minus_gibbs_in_stderrs",
     "baseline/copy_neighbour_nll",
+    "harmonize/voice_crossing_rate",
+    "harmonize/parallel_5ths_8ves_per_move",
+    "harmonize/out_of_voice_range_rate",
+    "harmonize/simultaneities_ratio_to_bach",
+    "harmonize_t1/voice_crossing_rate",
+    "bach/voice_crossing_rate",
+    "shifted_control/voice_crossing_rate",
+    "shifted_control/parallel_5ths_8ves_per_move",
+    "samples_gibbs/voice_crossing_rate",
+    "samples_ancestral/voice_crossing_rate",
 ]
 
 
@@ -57,7 +74,7 @@ def tiny_config(tmp_path, *extra):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A seconds-long trained and evaluated run directory."""
-    run_dir = train(tiny_config(tmp_path_factory.mktemp("runs"), "name=tiny")).dir
+    run_dir = train(tiny_config(tmp_path_factory.mktemp("runs"), "name=tiny"))
     evaluate(run_dir, audio=False)
     return run_dir
 
@@ -67,27 +84,41 @@ def test_smoke_run_trains_and_eval_writes_every_issue_key(tiny_run):
     for key in ISSUE_KEYS:
         assert key in results and math.isfinite(results[key]), f"missing or non-finite {key}"
     assert 0 < results["valid/nll_per_masked_cell"] < 5, "an NLL per cell over 46 pitches"
-    for name in ("nll_vs_mask_fraction", "sample_nll", "samples", "inpainting", "learning_curve"):
+    for name in ("nll_vs_mask_fraction", "sample_nll", "samples", "inpainting", "learning_curve",
+                 "harmonization"):  # fmt: skip
         assert (tiny_run / "plots" / f"{name}.png").is_file(), f"no {name}.png"
     assert (tiny_run / "samples" / "gibbs_0.mid").is_file()
     assert (tiny_run / "eval.json").is_file()
 
 
-def test_report_tables_come_from_the_results_and_mark_missing_runs(tiny_run):
-    from coconet.report import tables
-
-    results = json.loads((tiny_run / "eval.json").read_text()) | {"wall_clock_s": 1.0}
-    text = tables(results, None)
-    assert f"{results['valid/nll_per_masked_cell']:.3f}" in text
-    assert "not run yet" in text, "the full column must say that the full run is missing"
+def test_reproduce_leaves_results_plots_and_a_loadable_model(tmp_path):
+    results = reproduce("quick", [*TINY, f"out_dir={tmp_path}", "model.pitch_channel=true",
+                                  "train.harmony_every=3", "train.harmony_pieces=2",
+                                  "train.harmony_frames=8", "reproduce.audio=false"])  # fmt: skip
+    out = tmp_path / "coconet" / "quick"
+    assert json.loads((out / "results.json").read_text()) == pytest.approx(results, nan_ok=True)
+    assert set(HEADLINE) <= set(results) and set(HEADLINE) <= set(PAPER_NUMBERS)
+    assert all(entry.source for entry in PAPER_NUMBERS.values()), (
+        "every paper number names its source"
+    )
+    assert (out / "harmonization.png").is_file() and (
+        out / "harmony_vs_training_time.png"
+    ).is_file()
+    assert (tmp_path / "coconet" / "quick" / "chorales_seed0" / "eval.json").is_file()
+    shipped, cfg = load_model(out / "model")
+    trained, _ = load_model(out / "chorales_seed0")
+    assert cfg.model.pitch_channel and shipped.pitch_channel
+    for (name, x), (_, y) in zip(shipped.state_dict().items(), trained.state_dict().items()):
+        assert torch.equal(x, y), f"the shipped {name} is not the trained one"
+    assert (out / "model" / "weights.safetensors").stat().st_size < 5_000_000
 
 
 def test_resuming_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
     straight = train(tiny_config(tmp_path, "name=straight"))
     train(tiny_config(tmp_path, "name=resumed", "train.steps=3"))
     resumed = train(tiny_config(tmp_path, "name=resumed", "resume=true"))
-    a, _ = load_model(straight.dir)
-    b, _ = load_model(resumed.dir)
+    a, _ = load_model(straight)
+    b, _ = load_model(resumed)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), f"{name} differs after resume"
 
@@ -101,8 +132,7 @@ def test_full_config_loads_and_trains_a_few_steps_on_cpu(tmp_path):
         CONFIG_DIR,
     )  # fmt: skip
     assert (cfg.model.layers, cfg.model.filters, cfg.data.crop_len) == (64, 128, 64)
-    run = train(cfg)
-    model, _ = load_model(run.dir)
+    model, _ = load_model(train(cfg))
     assert sum(p.numel() for p in model.parameters()) > 9_000_000
 
 
@@ -111,8 +141,10 @@ def test_config_errors_name_the_key(tmp_path):
         load_config(CoconetConfig, "quick", ["model.layer=3"], CONFIG_DIR)
     with pytest.raises(ConfigError, match="train.steps"):
         load_config(CoconetConfig, "quick", ["train.steps=many"], CONFIG_DIR)
-    with pytest.raises(ValueError, match="at least 4 layers"):
-        train(tiny_config(tmp_path, "model.layers=2"))
+    with pytest.raises(ConfigError, match="model.layers must be >= 4, got 2"):
+        tiny_config(tmp_path, "model.layers=2")
+    with pytest.raises(ConfigError, match="sample.pmin"):
+        tiny_config(tmp_path, "sample.pmin=0.95")
 
 
 def run_cli(*args):
@@ -120,12 +152,16 @@ def run_cli(*args):
 
 
 def test_entry_points_have_help_and_refuse_bad_input_in_one_line(tmp_path):
-    for module in ("coconet.train", "coconet.eval", "coconet.harmonize"):
+    for module in ("coconet.train", "coconet.eval", "coconet.harmonize", "coconet.reproduce"):
         assert run_cli(module, "--help").returncode == 0, f"{module} --help failed"
     bad_key = run_cli("coconet.train", "model.nope=1")
     assert bad_key.returncode == 2 and "model.nope" in bad_key.stderr
     bad_run = run_cli("coconet.eval", "--run", str(tmp_path))
     assert bad_run.returncode == 2 and "not a run directory" in bad_run.stderr
+    bad_model = run_cli("coconet.harmonize", "bach/bwv66.6", "--run", str(tmp_path), "--no-audio")
+    assert bad_model.returncode == 2 and len(bad_model.stderr.strip().splitlines()) == 1
+    bad_override = run_cli("coconet.reproduce", "quick", "model.nope=1")
+    assert bad_override.returncode == 2 and "model.nope" in bad_override.stderr
 
 
 def test_harmonize_keeps_the_melody_and_fills_three_voices(tiny_run, tmp_path):

@@ -17,16 +17,10 @@ import pytest
 import torch
 from scipy import stats
 
-from coconet.model import (
-    N_PITCHES,
-    N_VOICES,
-    Coconet,
-    cell_nll,
-    orderless_mask,
-    orderless_nade_loss,
-    roll_to_voices,
-    voices_to_roll,
-)
+from coconet.model import Coconet, cell_nll, orderless_mask, orderless_nade_loss
+from common.music import N_PITCHES, N_VOICES
+from common.music import pianoroll_to_voices as roll_to_voices
+from common.music import voices_to_pianoroll as voices_to_roll
 
 
 def random_voices(batch: int, time: int, seed: int = 0) -> torch.Tensor:
@@ -137,7 +131,7 @@ def test_rests_carry_no_loss_and_are_not_counted():
 def test_roll_round_trips_and_out_of_range_pitches_are_refused():
     voices = random_voices(3, 10)
     assert torch.equal(roll_to_voices(voices_to_roll(voices)), voices)
-    with pytest.raises(ValueError, match="outside the model's range 36..81"):
+    with pytest.raises(ValueError, match="outside MIDI 36..81"):
         voices_to_roll(torch.full((1, N_VOICES, 2), 90))
 
 
@@ -156,3 +150,19 @@ def test_same_padding_keeps_the_score_size_for_any_length():
     for time in (1, 7, 33):
         roll = voices_to_roll(random_voices(1, time))
         assert model(roll, torch.ones(1, N_VOICES, time, dtype=torch.bool)).shape == roll.shape
+
+
+@pytest.mark.parametrize("pitch_channel", [False, True])
+def test_only_the_pitch_channel_tells_the_net_where_on_the_pitch_axis_it_is(pitch_channel):
+    """An empty, fully unknown score: without the absolute-pitch plane every pitch row away from the
+    edges sees the same input, so the net predicts the same logit for each (it cannot know a register);
+    with it, the rows differ."""
+    torch.manual_seed(0)
+    model = Coconet(layers=4, filters=8, pitch_channel=pitch_channel).eval()
+    assert model.convs[0].in_channels == 2 * N_VOICES + int(pitch_channel)
+    roll = torch.zeros(1, N_VOICES, 8, N_PITCHES)
+    with torch.no_grad():
+        logits = model(roll, torch.zeros(1, N_VOICES, 8, dtype=torch.bool))
+    interior = logits[..., 6:-6]  # 4 layers see at most 4 rows either way: no padding reaches these
+    flat = torch.allclose(interior, interior[..., :1].expand_as(interior), atol=1e-5)
+    assert flat != pitch_channel

@@ -19,8 +19,10 @@ import torch
 
 from coconet.baselines import CopyNeighbour, _nearest_visible, unigram
 from coconet.likelihood import _orderings, chain_rule_log_likelihood, framewise_paper_log_probs
-from coconet.model import N_PITCHES, N_VOICES, Coconet, voices_to_roll
-from coconet.sampling import ancestral_sample, gibbs_sample, yao_schedule
+from coconet.model import Coconet
+from coconet.sampling import ancestral_sample, gibbs_sample, harmonize, yao_schedule
+from common.music import N_PITCHES, N_VOICES
+from common.music import voices_to_pianoroll as voices_to_roll
 
 
 class Recorder(torch.nn.Module):
@@ -75,6 +77,14 @@ def test_gibbs_never_touches_the_conditioning_context(tiny_model):
     )
     assert torch.equal(out[:, 0], context[:, 0])
     assert torch.all(out.sum(-1)[region] == 1)
+
+
+def test_harmonize_keeps_each_melody_and_fills_the_three_lower_voices(tiny_model):
+    melodies = torch.tensor([[60] * 4 + [62] * 4, [67] * 2 + [-1] * 2 + [65] * 4])
+    out = harmonize(tiny_model, melodies, 6, 0.5, torch.Generator().manual_seed(0))
+    assert out.shape == (2, N_VOICES, 8)
+    assert torch.equal(out[:, 0], melodies), "the soprano is the given melody"
+    assert torch.all(out[:, 1:] >= 36), "alto, tenor and bass sound in every frame"
 
 
 def test_yao_schedule_anneals_from_pmax_to_pmin():
