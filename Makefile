@@ -65,6 +65,9 @@ $(PAPERS): %: setup
 $(addsuffix -full,$(PAPERS)): %-full: setup
 	$(PY) -m common.reproduce $* full $(ARGS)
 
+coconet-medium: setup ## Coconet's medium model (<= 60 min on 2 cores; ARGS="resume=true" continues it)
+	$(PY) -m common.reproduce coconet medium $(ARGS)
+
 league: setup ## cross-paper league over the quick runs in runs/ (names missing methods; train them with make <paper>)
 	$(PY) -m common.league $(ARGS)
 
