@@ -9,6 +9,9 @@ ARGS ?=
 PAPERS := loqa brs advantage_alignment meva coconet uoro realjam vqvae_recompose
 SETUP_STAMP := $(VENV)/.setup-done
 export PYTHONHASHSEED := 0
+# The same CPU kernels on every x86-64 machine, so numbers repeat bit for bit (common/__init__.py).
+export ATEN_CPU_CAPABILITY ?= avx2
+export MKL_CBWR ?= AVX2,STRICT
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-slow lint format bench notebooks quick clean $(PAPERS) $(addsuffix -full,$(PAPERS))
@@ -19,7 +22,7 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "make %-24s %s\n", $$1, $$2}'
 	@for p in $(PAPERS); do printf "make %-24s %s\n" "$$p" "quick run of $$p (train + eval -> runs/$$p/quick/results.json)"; \
 	  printf "make %-24s %s\n" "$$p-full" "the paper's settings for $$p (GPU or cluster)"; done
-	@echo 'Overrides: make loqa ARGS="ipd.train.lr=1e-3"'
+	@echo 'Overrides: make loqa ARGS="coin.train.actor_lr=1e-3"'
 
 setup: $(SETUP_STAMP) ## create .venv and install the project with all extras (runs once)
 

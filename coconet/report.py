@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from common.reproduce import write_between_markers
+from common.results import write_between_markers
 
 PACKAGE = Path(__file__).resolve().parent
 RESULTS_DIR = PACKAGE.parent / "results" / "coconet"
@@ -147,7 +147,7 @@ def publish(scale: str, run_dir: Path | None = None) -> None:
         if (RESULTS_DIR / f"results_{s}.json").is_file()
         else None
     )
-    write_between_markers(README, START, END, tables(load("quick"), load("full")) + "\n")
+    write_between_markers(README, tables(load("quick"), load("full")) + "\n", START, END)
     print(f"published {source} -> {RESULTS_DIR}; README tables regenerated")
 
 

@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,15 +71,21 @@ def resolve_preset(preset: str, config_dir: Path | str | None) -> Path:
 
 def load_config(
     schema: type,
-    preset: str | None = None,
+    preset: str | Mapping[str, str] | None = None,
     overrides: Sequence[str] = (),
     config_dir: Path | str | None = None,
 ) -> DictConfig:
-    """Schema defaults <- YAML preset <- ``key=value`` overrides; raises :class:`ConfigError`."""
+    """Schema defaults <- YAML preset <- ``key=value`` overrides; raises :class:`ConfigError`.
+
+    ``preset`` may also map sections of the schema to presets (``{"ipd": "ipd_quick", "coin":
+    "coin_quick"}``): a config made of several runs' configs, each read from its own file."""
     cfg = OmegaConf.structured(schema)
     OmegaConf.set_struct(cfg, True)
-    if preset is not None:
-        path = resolve_preset(preset, config_dir)
+    sections = preset.items() if isinstance(preset, Mapping) else [(None, preset)]
+    for section, name in sections:
+        if name is None:
+            continue
+        path = resolve_preset(name, config_dir)
         try:
             loaded = OmegaConf.load(path)
         except Exception as err:  # a YAML syntax error is as fatal as a bad key
@@ -87,7 +93,7 @@ def load_config(
                 f"cannot read config file {path}: {str(err).splitlines()[0]}"
             ) from err
         try:
-            cfg = OmegaConf.merge(cfg, loaded)
+            cfg = OmegaConf.merge(cfg, loaded if section is None else {section: loaded})
         except OmegaConfBaseException as err:
             raise ConfigError(_describe_omegaconf_error(err, str(path))) from err
     for override in overrides:

@@ -18,7 +18,7 @@ from torch import Tensor
 from common.envs.coin_game import CoinGame
 from common.envs.matrix_games import average_reward_finite_horizon
 from common.envs.metrics import own_coin_fraction
-from loqa.model import LoqaAgent, Params
+from loqa.networks import LoqaAgent, Params
 
 
 # ----------------------------------------------------------------------------------------- IPD

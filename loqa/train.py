@@ -1,4 +1,4 @@
-"""Train a LOQA agent by self-play on the IPD or the Coin Game (loqa.md §2.5).
+"""Train a LOQA agent by self-play on the IPD or the Coin Game (arXiv 2405.01035, Algorithm 1).
 
     python -m loqa.train --config ipd_quick                       # LOQA, tabular IPD, ~30 s
     python -m loqa.train --config ipd_quick loss.shaping_weight=0 name=ipd_control   # naive actor-critic
@@ -15,134 +15,28 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
-from common.config import BaseConfig, ConfigError, parse_args
+from common.config import ConfigError, parse_args
 from common.envs.agents import IPD_ALWAYS_COOPERATE, IPD_ALWAYS_DEFECT, coin_always_defect
 from common.envs.coin_game import CoinGame
 from common.envs.ipd import IteratedPrisonersDilemma
 from common.envs.matrix_games import STATE_NAMES
 from common.runner import Run
+from loqa.config import CONFIG_DIR, LoqaConfig, validate
 from loqa.league import BotPlayer, LearnedPlayer, ipd_pair, play_coin_match
-from loqa.model import (
+from loqa.model import critic_loss, ema_update, loqa_actor_losses
+from loqa.networks import (
     AgentBuffer,
     LoqaAgent,
     Params,
     build_agent,
-    critic_loss,
-    ema_update,
     ipd_cooperation_probabilities,
-    loqa_actor_losses,
     stacked_params,
 )
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Config: every field cites the part of loqa.md (paper + authors' code) it comes from.
-# ---------------------------------------------------------------------------------------------------
-@dataclass
-class EnvConfig:
-    game: str = "ipd"  # ipd | coin (environments.md §1.2, §3)
-    episode_length: int = 50  # T = 50 in the paper's runs (loqa.md §3)
-    grid_size: int = 3  # Coin Game grid, 3x3 for the headline results (loqa.md §3)
-    epsilon: float = (
-        0.2  # epsilon-greedy on both players in training rollouts; IPD 0.2, coin 0 (§3)
-    )
-
-
-@dataclass
-class ModelConfig:
-    actor: str = "tabular"  # tabular (IPD logits, zero init) | gru (POLA-style GRU) (§2.1)
-    actor_hidden: int = 64  # GRU actor width; paper coin 128 (§3)
-    actor_pre_layers: int = 1  # linear layers before the GRU; paper coin 2 (§3)
-    actor_init_std: float = 0.0  # tabular logits init std; 0 = the paper's zeros (§2.1)
-    critic: str = "mlp"  # mlp (IPD 16-16-A) | gru (coin) (§2.1)
-    critic_hidden: int = 16  # IPD MLP 16; coin GRU 64 (§3)
-    critic_pre_layers: int = 2  # GRU critic pre-layers; paper 2 (§3)
-    raw_time: bool = (
-        False  # critic sees the raw step t as the authors' code; false = t/T (§4 deviation)
-    )
-
-
-@dataclass
-class LossConfig:
-    shaping_weight: float = (
-        1.0  # w on L_opp (opponent_differentiation_weight); 0 = naive AC (§2.4.6)
-    )
-    gamma: float = 0.96  # discount (§3)
-    dice_lambda: float = 0.9  # loaded-DiCE lambda (§2.4.2)
-    temperature: float = 1.0  # tau of the Q-softmax opponent model (§2.4.4)
-    entropy_beta: float = 0.0  # entropy bonus; IPD 0, coin 0.1 (§3)
-    bootstrap_opponent_return: bool = (
-        True  # false = authors: un-bootstrapped opponent MC return (model.py)
-    )
-    advantage_grad: bool = False  # true mimics the authors' non-detached advantage (§2.3)
-    huber_delta: float = 1.0  # critic Huber threshold (§2.2)
-
-
-@dataclass
-class TrainConfig:
-    iterations: int = 1000  # outer iterations; paper reads iteration 6000 (§2.5)
-    batch_size: int = 512  # parallel episodes per iteration; paper IPD 2048, coin 512 (§3)
-    actor_lr: float = 1e-2  # actor Adam; paper 1e-3, quick IPD 1e-2 (§4)
-    critic_lr: float = 1e-2  # critic Adam (§3)
-    actor_clip_norm: float = (
-        0.0  # global-norm clip of the actor gradient; 0 = none (IPD), coin 1.0 (§3)
-    )
-    target_ema: float = 0.99  # EMA decay of the target critic (§2.2)
-    critic_warmup: int = 0  # first N iterations train only the critic (quick-run deviation, README)
-    buffer_capacity: int = 0  # agent buffer size; 0 = play the current self (IPD) (§2.5)
-    buffer_push_every: int = 10  # push the agent into the buffer every N iterations (§3)
-    opponents_per_batch: int = (
-        8  # distinct buffer samples per batch; authors: one per episode (§2.5)
-    )
-    log_every: int = 10  # iterations between training-scalar logs
-    eval_every: int = 50  # iterations between evaluations (paper: 100) (§2.5)
-    eval_episodes: int = 128  # Coin Game evaluation episodes (IPD evaluation is exact)
-
-
-@dataclass
-class EvalConfig:
-    league_episodes: int = 256  # Coin Game league games per pair; paper 32 (§5), ours 256 (§6)
-    horizon: int = 50  # IPD exact-evaluation horizon (undiscounted reward per step) (§6)
-
-
-@dataclass
-class LoqaConfig(BaseConfig):
-    name: str = "ipd_quick"
-    n_seeds: int = 3  # reproduce.py trains seeds seed .. seed + n_seeds - 1 (paper: 10)
-    env: EnvConfig = field(default_factory=EnvConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-
-
-def validate(cfg: DictConfig) -> None:
-    """Checks the schema's types cannot express; raises ConfigError naming the key."""
-    if cfg.env.game not in ("ipd", "coin"):
-        raise ConfigError(f"env.game must be ipd or coin, got {cfg.env.game!r}")
-    if not 0.0 <= cfg.env.epsilon <= 1.0:
-        raise ConfigError(f"env.epsilon must be in [0, 1], got {cfg.env.epsilon}")
-    if cfg.env.episode_length < 2:
-        raise ConfigError(f"env.episode_length must be >= 2, got {cfg.env.episode_length}")
-    if cfg.train.iterations < 1 or cfg.train.batch_size < 1:
-        raise ConfigError("train.iterations and train.batch_size must be >= 1")
-    if cfg.train.buffer_capacity > 0 and cfg.train.batch_size % cfg.train.opponents_per_batch:
-        raise ConfigError(
-            f"train.batch_size ({cfg.train.batch_size}) must be a multiple of "
-            f"train.opponents_per_batch ({cfg.train.opponents_per_batch})"
-        )
-    if not 0.0 <= cfg.loss.gamma < 1.0 or not 0.0 <= cfg.loss.dice_lambda <= 1.0:
-        raise ConfigError("loss.gamma must be in [0, 1) and loss.dice_lambda in [0, 1]")
-    if cfg.loss.temperature <= 0:
-        raise ConfigError(f"loss.temperature must be > 0, got {cfg.loss.temperature}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -188,7 +82,7 @@ def rollout(
     generator: torch.Generator,
 ) -> dict[str, torch.Tensor]:
     """A batch of episodes: seat 0 = `agent`, seat 1 = `opponents` (stacked params [K, ...]; opponent
-    k plays episodes k*B/K .. (k+1)*B/K - 1). Epsilon-greedy on both seats (§3); the loss uses the
+    k plays episodes k*B/K .. (k+1)*B/K - 1). Epsilon-greedy on both seats (paper's appendix); the loss uses the
     un-epsilon'd log-probs, as the authors do.
 
     Returns obs [B, T+1, 2, D] (flattened observations, h_0..h_T), actions [B, T, 2], rewards [B, T, 2]
@@ -230,7 +124,7 @@ def rollout(
     return episodes
 
 
-def evaluate(cfg: DictConfig, agent: LoqaAgent, eval_env, generator: torch.Generator) -> dict:
+def periodic_eval(cfg: DictConfig, agent: LoqaAgent, eval_env, generator: torch.Generator) -> dict:
     """No exploration noise. IPD: exact rewards per step (Markov chain) of self-play, vs always-defect
     and vs always-cooperate, and P(C | state). Coin: sampled self-play and games against always-defect."""
     if cfg.env.game == "ipd":
@@ -339,7 +233,7 @@ def train(cfg: DictConfig) -> Path:
             own_logits, own_q = agent.sequence(obs[:, :, 0])
             with torch.no_grad():
                 target_logits, target_q = target.sequence(obs[:, :, 0])
-            q_loss = critic_loss(  # expected SARSA with the EMA target (§2.2)
+            q_loss = critic_loss(  # expected SARSA with the EMA target (Alg. 1)
                 own_q,
                 target_logits,
                 target_q,
@@ -356,7 +250,7 @@ def train(cfg: DictConfig) -> Path:
                     op_logits, op_q = agent.sequence(op_obs, opponents)
                     op_logits = op_logits.reshape(*own_logits.shape)
                     op_q = op_q.reshape(*own_q.shape)
-                # L_own + w L_opp (§2.3-2.4)
+                # L_own + w L_opp (Alg. 2)
                 losses = loqa_actor_losses(
                     own_logits,
                     own_q,
@@ -371,7 +265,7 @@ def train(cfg: DictConfig) -> Path:
                     advantage_grad=loss_cfg.advantage_grad,
                     bootstrap_opponent_return=loss_cfg.bootstrap_opponent_return,
                 )
-            if logging:  # the two actor terms' gradients separately, to log their norms (§2.4.6)
+            if logging:  # the two actor terms' gradients separately, to log their norms (Alg. 1)
                 grad_own = _grads(losses["own"], actor_params)
                 grad_opp = _grads(losses["opponent"], actor_params)
                 actor_grads = [a + w * b for a, b in zip(grad_own, grad_opp)]
@@ -419,7 +313,7 @@ def train(cfg: DictConfig) -> Path:
                     )
                     metrics["charts/train_own_coin_fraction"] = own / (own + other).clamp(min=1)
                 if it % cfg.train.eval_every == 0 or it == cfg.train.iterations - 1:
-                    metrics.update(evaluate(cfg, agent, eval_env, eval_gen))
+                    metrics.update(periodic_eval(cfg, agent, eval_env, eval_gen))
                 run.log(it, metrics)
                 tick, sps_steps = time.time(), 0
             run.maybe_checkpoint(it + 1)

@@ -11,8 +11,8 @@
 #
 # Loads `runs/loqa/quick/results.json` (from `make loqa`) and `runs/loqa/full/results.json` when a full run
 # exists, falling back to the committed summary in `results/loqa/`. Runs in seconds; a missing run is
-# reported, not an error. The paper's Coin Game numbers are the authors' league files (loqa.md §5); the
-# IPD bar heights exist only in the authors' wandb, so the IPD has no paper number.
+# reported, not an error. The paper's Coin Game numbers are the authors' released league files; the
+# paper's IPD figure prints no numbers, so the IPD has no paper number.
 
 # %%
 import json
@@ -20,11 +20,12 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
+from common.results import fmt
+from loqa.reproduce import PAPER_NUMBERS
+
 ROOT = Path.cwd()
 while not (ROOT / "pyproject.toml").exists() and ROOT.parent != ROOT:
     ROOT = ROOT.parent
-# The paper's values per results key, written by loqa/reproduce.py (PAPER_NUMBERS).
-PAPER_NUMBERS = json.loads((ROOT / "results" / "loqa" / "paper_numbers.json").read_text())
 
 
 def load(scale):
@@ -34,7 +35,8 @@ def load(scale):
     ):
         if path.is_file():
             print(f"{scale}: {path.relative_to(ROOT)}")
-            return json.loads(path.read_text()), path.parent
+            plots = path.parent if path.name == "results.json" else path.parent / scale
+            return json.loads(path.read_text()), plots
     target = "loqa-full" if scale == "full" else "loqa"
     print(f"{scale}: no results yet (run `make {target}`)")
     return None, None
@@ -52,11 +54,10 @@ rows = ["| key | paper | ours (quick) | ours (full) |", "|---|---|---|---|"]
 for key in keys:
     if key.endswith("_std"):
         continue
-    paper = PAPER_NUMBERS.get(key)
-    q = (quick or {}).get(key)
-    f = (full or {}).get(key)
-    fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-    rows.append(f"| {key} | {fmt(paper)} | {fmt(q)} | {fmt(f)} |")
+    paper = PAPER_NUMBERS[key].value if key in PAPER_NUMBERS else None
+    rows.append(
+        f"| {key} | {fmt(paper)} | {fmt((quick or {}).get(key))} | {fmt((full or {}).get(key))} |"
+    )
 print("\n".join(rows))
 
 # %% [markdown]

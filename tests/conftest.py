@@ -1,5 +1,9 @@
 """Shared test setup: one torch thread (two threads on a busy 2-core box run 30-100x slower)."""
 
+# isort: off
+import common  # noqa: F401 -- pins torch's CPU kernels before torch loads (common/__init__.py)
+
+# isort: on
 import os
 
 import pytest

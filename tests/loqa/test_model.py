@@ -12,10 +12,6 @@ import torch
 
 from common.envs.ipd import state_index
 from loqa.model import (
-    MLP,
-    AgentBuffer,
-    PolaGRU,
-    TabularIPDActor,
     critic_loss,
     discounted_returns,
     loaded_dice_returns,
@@ -23,6 +19,7 @@ from loqa.model import (
     magic_box,
     opponent_log_prob,
 )
+from loqa.networks import MLP, AgentBuffer, PolaGRU, TabularIPDActor
 
 B, T, A = 3, 6, 2
 GAMMA, LAM = 0.9, 0.8

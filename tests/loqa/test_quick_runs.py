@@ -17,13 +17,17 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def ipd(tmp_path_factory):
     out = tmp_path_factory.mktemp("loqa_ipd")
-    return reproduce.main("quick", ["only=ipd", f"out_dir={out}", "progress=false"])
+    return reproduce.main(
+        "quick", ["reproduce.games=[ipd]", f"ipd.out_dir={out}", "ipd.progress=false"]
+    )
 
 
 @pytest.fixture(scope="module")
 def coin(tmp_path_factory):
     out = tmp_path_factory.mktemp("loqa_coin")
-    return reproduce.main("quick", ["only=coin", f"out_dir={out}", "progress=false"])
+    return reproduce.main(
+        "quick", ["reproduce.games=[coin]", f"coin.out_dir={out}", "coin.progress=false"]
+    )
 
 
 def test_ipd_loqa_self_play_cooperates(ipd):

@@ -12,8 +12,9 @@ import torch
 
 from common.config import ConfigError, load_config
 from loqa import reproduce
-from loqa.eval import evaluate_run, load_agent
-from loqa.train import CONFIG_DIR, LoqaConfig, train, validate
+from loqa.config import CONFIG_DIR, LoqaConfig, validate
+from loqa.eval import evaluate, load_agent
+from loqa.train import train
 
 TINY = [
     "train.iterations=3",
@@ -42,6 +43,7 @@ def test_unknown_and_mistyped_keys_are_one_line_errors_naming_the_key():
         ("env.epsilon=1.5", "env.epsilon"),
         ("train.opponents_per_batch=7", "train.opponents_per_batch"),
         ("loss.temperature=0", "loss.temperature"),
+        ("model.actor=transformer", "model.actor"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(override, key):
@@ -72,7 +74,7 @@ def test_every_config_trains_a_few_steps_and_evaluates_from_its_run_directory(pr
     run_dir = train(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 2 and "losses/grad_norm_opponent" in rows[-1]
-    results = evaluate_run(run_dir)
+    results = evaluate(run_dir)
     assert "self_play_reward" in results
     assert (run_dir / "eval.json").is_file()
 
@@ -118,14 +120,15 @@ def test_same_seed_gives_identical_runs_and_resume_continues_exactly(tmp_path):
         assert torch.equal(pa, pb), f"resumed run differs from the uninterrupted one in {name}"
 
 
+def both(*items: str) -> list[str]:
+    """The same override for the IPD's and the Coin Game's run configs."""
+    return [f"{game}.{item}" for item in items for game in ("ipd", "coin")]
+
+
 def test_reproduce_smoke_writes_every_issue_key(tmp_path):
     overrides = [
-        f"out_dir={tmp_path}",
-        "progress=false",
-        "train.iterations=3",
-        "train.batch_size=8",
-        "train.eval_every=2",
-        "n_seeds=2",
+        *both(f"out_dir={tmp_path}", "progress=false", "train.iterations=3"),
+        *both("train.batch_size=8", "train.eval_every=2", "n_seeds=2"),
         "coin.train.opponents_per_batch=4",
         "coin.train.eval_episodes=4",
         "coin.eval.league_episodes=4",
@@ -147,27 +150,37 @@ def test_reproduce_smoke_writes_every_issue_key(tmp_path):
         assert key in results, f"results.json must have {key}"
     assert (tmp_path / "loqa" / "quick" / "coin_league_reward.png").is_file()
     assert (tmp_path / "loqa" / "quick" / "ipd_league.png").is_file()
-    with pytest.raises(ConfigError, match="only"):
-        reproduce.main("quick", ["only=chess"])
-    with pytest.raises(ConfigError, match="workers"):
-        reproduce.main("quick", ["workers=0"])
+    shipped = tmp_path / "loqa" / "quick" / "model" / "coin_loqa_seed0"
+    cfg, agent = load_agent(shipped)  # the trained model a user can try without training
+    _, from_run = load_agent(tmp_path / "loqa" / "quick" / "coin" / "loqa_seed0")
+    assert cfg.env.game == "coin" and all(
+        torch.equal(a, b)
+        for a, b in zip(agent.state_dict().values(), from_run.state_dict().values())
+    )
+    with pytest.raises(ConfigError, match="reproduce.games"):
+        reproduce.main("quick", ["reproduce.games=[chess]"])
+    with pytest.raises(ConfigError, match="reproduce.workers"):
+        reproduce.main("quick", ["reproduce.workers=-1"])
+    with pytest.raises(ConfigError, match="coin.train.actor_lrr"):
+        reproduce.main("quick", ["coin.train.actor_lrr=1"])
 
 
 def test_quick_runs_in_two_processes_equal_the_sequential_ones(tmp_path):
     """`make loqa` trains the LOQA run and its control side by side; seeding makes that invisible."""
-    common = ["only=ipd", "progress=false", "train.iterations=4", "train.eval_every=2", "n_seeds=1"]
-    sequential = reproduce.main("quick", [*common, "workers=1", f"out_dir={tmp_path / 'seq'}"])
-    parallel = reproduce.main("quick", [*common, "workers=2", f"out_dir={tmp_path / 'par'}"])
-    timings = {k for k in sequential if k.endswith("wall_clock_s")}
-    assert {k: v for k, v in sequential.items() if k not in timings} == {
-        k: v for k, v in parallel.items() if k not in timings
+    common = ["reproduce.games=[ipd]", "ipd.progress=false", "ipd.train.iterations=4"]
+    common += ["ipd.train.eval_every=2", "ipd.n_seeds=1"]
+    seq = reproduce.main("quick", [*common, "reproduce.workers=1", f"ipd.out_dir={tmp_path / 's'}"])
+    par = reproduce.main("quick", [*common, "reproduce.workers=2", f"ipd.out_dir={tmp_path / 'p'}"])
+    timings = {k for k in seq if k.endswith("wall_clock_s")}
+    assert {k: v for k, v in seq.items() if k not in timings} == {
+        k: v for k, v in par.items() if k not in timings
     }
 
 
 def test_full_scale_sweep_job_names_its_run_after_game_variant_and_seed(tmp_path):
-    """`make loqa-full` runs reproduce.train_job through common.sweep, one job per seed."""
-    results = reproduce.train_job(
-        ["game=ipd", "variant=no_shaping", "seed=43", *TINY, f"out_dir={tmp_path}"]
+    """`make loqa-full` runs reproduce.sweep_job through common.sweep, one job per seed."""
+    results = reproduce.sweep_job(
+        ["game=ipd", "loss.shaping_weight=0.0", "seed=43", *TINY, f"out_dir={tmp_path}"]
     )
     run_dir = tmp_path / "loqa" / "full" / "ipd" / "no_shaping_seed43"
     assert (run_dir / "eval.json").is_file() and "self_play_reward" in results
