@@ -16,7 +16,6 @@ import torch
 from torch.func import jvp, vjp, vmap
 
 
-
 class Cell:
     """A recurrent transition ``h' = F(theta, h, x)`` with per-example flat parameters ``theta`` [N, P].
 

@@ -17,7 +17,9 @@ from uoro.estimators import make_estimator
 KINDS = ("uoro", "uoro_preact", "uoro_noproj", "rtrl")
 
 
-def step_time(kind: str, n_hidden: int, streams: int = 4, steps: int = 20, repeats: int = 5) -> float:
+def step_time(
+    kind: str, n_hidden: int, streams: int = 4, steps: int = 20, repeats: int = 5
+) -> float:
     """Seconds per online step of ``kind`` (float64, n_in = 4), best of ``repeats``."""
     generator = torch.Generator().manual_seed(0)
     cell = make_cell("tanh", n_hidden, 4)
@@ -39,7 +41,9 @@ def step_time(kind: str, n_hidden: int, streams: int = 4, steps: int = 20, repea
     return best
 
 
-def cost_table(hidden_sizes, streams: int = 4, steps: int = 20, repeats: int = 5) -> dict[str, float]:
+def cost_table(
+    hidden_sizes, streams: int = 4, steps: int = 20, repeats: int = 5
+) -> dict[str, float]:
     """``cost/h<n>/<kind>_step_ms`` and the ratios to UORO, ``cost/<kind>_over_uoro_time_h<n>``."""
     results = {}
     for n in hidden_sizes:

@@ -26,7 +26,9 @@ def make_estimator(
     if kind == "tbptt":
         return TBPTT(truncation)
     if kind not in ESTIMATOR_KINDS:
-        raise ValueError(f"unknown estimator '{kind}' (expected one of {', '.join(ESTIMATOR_KINDS)})")
+        raise ValueError(
+            f"unknown estimator '{kind}' (expected one of {', '.join(ESTIMATOR_KINDS)})"
+        )
     if generator is None:
         raise ValueError(f"estimator '{kind}' is stochastic and needs a torch.Generator")
     eps = our_options.get("eps", 1e-7)

@@ -27,7 +27,9 @@ def loss_curves(run_dir: Path | str) -> tuple[np.ndarray, np.ndarray]:
     if not records:
         raise ValueError(f"{run_dir} has no metrics.jsonl records; did the run log anything?")
     steps = np.array([r["step"] for r in records])
-    losses = np.array([[r[f"losses/loss_seed{s}"] for r in records] for s in range(cfg.train.seeds)])
+    losses = np.array(
+        [[r[f"losses/loss_seed{s}"] for r in records] for s in range(cfg.train.seeds)]
+    )
     return steps, losses
 
 
@@ -36,7 +38,9 @@ def evaluate(run_dir: Path | str) -> dict[str, float]:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     steps, losses = loss_curves(run_dir)
-    last = steps > steps[-1] - cfg.train.final_window  # the windows covering the last final_window steps
+    last = (
+        steps > steps[-1] - cfg.train.final_window
+    )  # the windows covering the last final_window steps
     final = losses[:, last].mean(1)  # [seeds]
     results = {
         "final_loss": float(final.mean()),
@@ -45,7 +49,9 @@ def evaluate(run_dir: Path | str) -> dict[str, float]:
         "final_loss_min": float(final.min()),
         "seeds": float(len(final)),
         "steps": float(steps[-1] + 1),  # records are labelled by their last step index
-        "chance_loss": float(math.log(cfg.task.n_symbols)) if cfg.task.kind == "copy" else float("nan"),
+        "chance_loss": float(math.log(cfg.task.n_symbols))
+        if cfg.task.kind == "copy"
+        else float("nan"),
     }
     results.update({f"final_loss_seed{s}": float(v) for s, v in enumerate(final)})
     (run_dir / "eval.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -66,7 +72,9 @@ def paired_spread(ours: dict, reference: dict) -> dict[str, float]:
     """Per-seed differences of final losses (seed s of both runs shares its initialisation and data):
     mean, standard deviation, and the fraction of seeds where ``ours`` is lower."""
     seeds = int(min(ours["seeds"], reference["seeds"]))
-    diffs = np.array([ours[f"final_loss_seed{s}"] - reference[f"final_loss_seed{s}"] for s in range(seeds)])
+    diffs = np.array(
+        [ours[f"final_loss_seed{s}"] - reference[f"final_loss_seed{s}"] for s in range(seeds)]
+    )
     return {
         "diff_mean": float(diffs.mean()),
         "diff_std": float(diffs.std(ddof=1)) if seeds > 1 else 0.0,
@@ -75,8 +83,14 @@ def paired_spread(ours: dict, reference: dict) -> dict[str, float]:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m uoro.eval", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--run", required=True, help="a training run directory, e.g. runs/uoro/quick/train_uoro_seed1")
+    parser = argparse.ArgumentParser(
+        prog="python -m uoro.eval", description=__doc__.strip().splitlines()[0]
+    )
+    parser.add_argument(
+        "--run",
+        required=True,
+        help="a training run directory, e.g. runs/uoro/quick/train_uoro_seed1",
+    )
     args = parser.parse_args(argv)
     try:
         results = evaluate(args.run)

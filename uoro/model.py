@@ -96,7 +96,13 @@ class UORO(Estimator):
             raise ValueError(f"alpha must be one of {ALPHAS} (a schedule exactly with 'schedule')")
         if noise not in ("rademacher", "gaussian"):
             raise ValueError(f"noise must be 'rademacher' or 'gaussian', got '{noise}'")
-        self.generator, self.space, self.alpha, self.noise, self.eps = generator, space, alpha, noise, eps
+        self.generator, self.space, self.alpha, self.noise, self.eps = (
+            generator,
+            space,
+            alpha,
+            noise,
+            eps,
+        )
         self.schedule = schedule
         self.q0 = q0
         self.q0_inv_t = None if q0 is None else torch.linalg.inv(q0).T.contiguous()
@@ -158,7 +164,9 @@ class NoProjectionUORO(Estimator):
 
     def reset(self, cell, n_examples, dtype=torch.float64, device=None):
         if not hasattr(cell, "dh_dp"):
-            raise ValueError(f"the no-projection estimator needs a p = W a cell, not {type(cell).__name__}")
+            raise ValueError(
+                f"the no-projection estimator needs a p = W a cell, not {type(cell).__name__}"
+            )
         n, k = cell.n_hidden, cell.n_hidden + cell.n_in + 1
         self.h_tilde = torch.zeros(n_examples, n, n, dtype=dtype, device=device)
         self.a_tilde = torch.zeros(n_examples, k, dtype=dtype, device=device)
@@ -221,7 +229,9 @@ class RTRL(Estimator):
     name = "rtrl"
 
     def reset(self, cell, n_examples, dtype=torch.float64, device=None):
-        self.influence = torch.zeros(n_examples, cell.n_hidden, cell.n_params, dtype=dtype, device=device)
+        self.influence = torch.zeros(
+            n_examples, cell.n_hidden, cell.n_params, dtype=dtype, device=device
+        )
 
     def step(self, cell, theta, h_prev, x, h, dloss_dh):
         a, b = cell.jacobians(theta, h_prev, x)

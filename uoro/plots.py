@@ -175,7 +175,9 @@ def total_variance_plots(plots_dir: Path | str, results: dict, plot_data: dict, 
         ax.barh(y, measured, height=height, label=f"measured, n = {n}")
         predicted = [results.get(f"total/h{n}/{name}/predicted_total", np.nan) for name in names]
         ax.plot(predicted, y, "k|", markersize=10, label="exact prediction" if i == 0 else None)
-    ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, [TOTAL_LABELS[n] for n in names], fontsize=8)
+    ax.set_yticks(
+        np.arange(len(names)) + 0.4 - height / 2, [TOTAL_LABELS[n] for n in names], fontsize=8
+    )
     ax.set_xscale("log")
     ax.invert_yaxis()
     ax.set_xlabel("total variance E|sum_t g_t - dL/dtheta|^2 / |dL/dtheta|^2")
@@ -187,7 +189,12 @@ def total_variance_plots(plots_dir: Path | str, results: dict, plot_data: dict, 
     pairs = [(results[k.replace("measured_over_predicted", "predicted_total")], results[k.replace("measured_over_predicted", "rel_var")], k)
              for k in results if k.startswith("total/") and k.endswith("/measured_over_predicted")]  # fmt: skip
     for predicted, measured, key in pairs:
-        ax.plot(predicted, measured, "o", label=key.removeprefix("total/").removesuffix("/measured_over_predicted"))
+        ax.plot(
+            predicted,
+            measured,
+            "o",
+            label=key.removeprefix("total/").removesuffix("/measured_over_predicted"),
+        )
     low = min(min(p, m) for p, m, _ in pairs) / 1.5
     high = max(max(p, m) for p, m, _ in pairs) * 1.5
     ax.plot([low, high], [low, high], "k--", lw=1, label="measured = predicted")
@@ -204,7 +211,9 @@ def total_variance_plots(plots_dir: Path | str, results: dict, plot_data: dict, 
     ax.plot(curves["sigma"], curves["var"], "o-", label="REINFORCE, noise-free baseline")
     ax.plot(curves["sigma"], curves["no_baseline_var"], "s-", label="REINFORCE, no baseline")
     ax.plot(curves["sigma"], curves["diff_sq"], "^-", label="E|REINFORCE - UORO|^2 (same noise)")
-    ax.axhline(curves["uoro_var"], color="k", ls="--", lw=1, label="UORO with the same Q0, alpha = 1")
+    ax.axhline(
+        curves["uoro_var"], color="k", ls="--", lw=1, label="UORO with the same Q0, alpha = 1"
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("sigma")

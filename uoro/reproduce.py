@@ -26,15 +26,20 @@ _NONE = f"{_PAPER}: no number known to us (only the abstract and the author's su
 # The paper's claims we can state as numbers; every other key has none.
 PAPER_NUMBERS: dict[str, PaperNumber] = {
     "total/h32/noproj_over_proj_unrescaled": PaperNumber(
-        1 / 32, f"{_PAPER}, 'Projecting in preactivation space': V cut by the preactivation dimension (32)"
+        1 / 32,
+        f"{_PAPER}, 'Projecting in preactivation space': V cut by the preactivation dimension (32)",
     ),
     "total/h16/noproj_over_proj_unrescaled": PaperNumber(1 / 16, f"{_PAPER}, same claim at n = 16"),
     "reinforce/h16/var_ratio_to_uoro_sigma_1e-3": PaperNumber(
         1.0, f"{_PAPER}, 'A link to REINFORCE': identical to UORO with the same Q as sigma -> 0"
     ),
     "reinforce/h16/diff_sq_slope": PaperNumber(2.0, f"{_PAPER}, same section: the gap is O(sigma)"),
-    "total/h16/uoro_over_mean4": PaperNumber(4.0, "control (ours): averaging 4 independent estimates"),
-    "theory/max_rel_error_unrescaled": PaperNumber(0.0, "exact closed form (ours, derived from the paper's V(Q))"),
+    "total/h16/uoro_over_mean4": PaperNumber(
+        4.0, "control (ours): averaging 4 independent estimates"
+    ),
+    "theory/max_rel_error_unrescaled": PaperNumber(
+        0.0, "exact closed form (ours, derived from the paper's V(Q))"
+    ),
 }
 for _key in (
     "total/h16/noproj_over_uoro", "total/h32/noproj_over_uoro", "total/h16/rescaling_gain",
@@ -76,11 +81,18 @@ def summary_keys(details: dict[str, float]) -> dict[str, float]:
     keep = ("/rel_var", "/measured_over_predicted", "_gain", "_over_", "/var_ratio", "diff_sq_slope",
             "theory/", "bias/max", "/final_loss", "/diff_mean", "/diff_std", "/lower_fraction")  # fmt: skip
     drop = ("/predicted_", "/bias_z_", "nmse_at_T", "/radius_", "/hidden_", "/trained/", "_seed")
-    nmse = {k for k in details if k.startswith("nmse/") and k.count("/") == 2}  # ours, the old headline view
+    nmse = {
+        k for k in details if k.startswith("nmse/") and k.count("/") == 2
+    }  # ours, the old headline view
     return {
         k: v
         for k, v in details.items()
-        if k in nmse or (any(s in k for s in keep) and not any(s in k for s in drop) and not k.startswith("nmse/"))
+        if k in nmse
+        or (
+            any(s in k for s in keep)
+            and not any(s in k for s in drop)
+            and not k.startswith("nmse/")
+        )
     }
 
 
@@ -106,7 +118,9 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
 
     if "total" in rc.experiments:  # the headline: total variance, oracle shaping, REINFORCE
         sub = derived(cfg, f"{scale}/total_seed{seed}")
-        details.update({k: v for k, v in total_variance.run(sub, log=say).items() if k != "wall_clock_s"})
+        details.update(
+            {k: v for k, v in total_variance.run(sub, log=say).items() if k != "wall_clock_s"}
+        )
         collect(Path(cfg.out_dir) / PAPER / sub.name, ["total_variance.png", "measured_vs_predicted.png",
                                                        "reinforce_sigma.png", "alpha_schedules.png"])  # fmt: skip
     if "cost" in rc.experiments:
@@ -125,7 +139,9 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
             if label == "rtrl":
                 changes.update({"train.seeds": rc.rtrl_seeds, "model.n_hidden": rc.rtrl_n_hidden})
             sub = derived(cfg, f"{scale}/train_{label}_seed{seed}", changes)
-            say(f"training {label}: {sub.train.estimator}, {sub.train.steps} steps, {sub.train.seeds} seeds")
+            say(
+                f"training {label}: {sub.train.estimator}, {sub.train.steps} steps, {sub.train.seeds} seeds"
+            )
             run_dir = train(sub)
             finals[label] = evaluate(run_dir)
             curves[label] = loss_curves(run_dir)

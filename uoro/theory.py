@@ -45,7 +45,9 @@ def sym_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
     return (evecs * evals**power) @ evecs.T
 
 
-def preactivation_b(future_p: torch.Tensor, inputs: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+def preactivation_b(
+    future_p: torch.Tensor, inputs: torch.Tensor, alpha: torch.Tensor
+) -> torch.Tensor:
     """The paper's ``B = sum_{q,r} (alpha_r^2 / alpha_q^2) |a_q|^2 c_{r,q} c_{r,q}^T`` [n, n]
     ("Toward improved variance reduction"); ``future_p[r, q] = c_{r,q}`` in preactivation space."""
     weight = alpha[:, None] ** 2 / alpha[None, :] ** 2 * (inputs**2).sum(1)[None, :]
@@ -71,7 +73,9 @@ def projected_variance(future_h, slope, inputs, space, q0=None, alpha=None, kapp
     c = future_h if space == "state" else future_p  # the future gradients at the cut vertex
     y = alpha[:, None, None] * (c @ q0)  # y[s, s'] = alpha_s Q0^T c[s, s']
     side = slope**2 if space == "state" else torch.ones_like(slope)  # dz/dp's rows, squared
-    rows_sq = (side @ q0_inv_sq.T) / alpha[:, None] ** 2  # |row of Q0^{-1} dz/dp / alpha_s|^2 [T, m]
+    rows_sq = (side @ q0_inv_sq.T) / alpha[
+        :, None
+    ] ** 2  # |row of Q0^{-1} dz/dp / alpha_s|^2 [T, m]
     a_sq = (inputs**2).sum(1)
     v = float(((y**2).sum(-1) * (rows_sq.sum(1) * a_sq)[None, :]).sum())
     gram = inputs @ inputs.T
@@ -91,7 +95,9 @@ def noprojection_variance(future_h, slope, inputs, alpha=None) -> dict:
     off = 1.0 - torch.eye(steps, dtype=slope.dtype)
     ratio = alpha[:, None] ** 2 / alpha[None, :] ** 2
     v = float((off * ratio * (future_p**2).sum(-1) * (inputs**2).sum(1)[None, :]).sum())
-    c_term = float((off * (future_p * future_p.transpose(0, 1)).sum(-1) * (inputs @ inputs.T)).sum())
+    c_term = float(
+        (off * (future_p * future_p.transpose(0, 1)).sum(-1) * (inputs @ inputs.T)).sum()
+    )
     return {"V": v, "C": c_term, "F": 0.0, "total": v + c_term}
 
 
@@ -140,7 +146,9 @@ def best_geometric(future_p, inputs, grid: int = 401) -> float:
     return math.exp(best[1])
 
 
-def joint_optimum(future_p, inputs, iterations: int = 30) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
+def joint_optimum(
+    future_p, inputs, iterations: int = 30
+) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
     """Alternate ``alpha <- argmin V(alpha, Q0)`` and ``Q0 <- B(alpha)^{-1/4}``; returns (alpha, Q0, V per round).
     Each half-step minimises V exactly, so V never rises."""
     n = future_p.shape[-1]

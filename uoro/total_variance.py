@@ -23,7 +23,6 @@ from uoro import theory
 from uoro.cells import init_params, make_cell
 from uoro.model import UORO, NoProjectionUORO, Reinforce
 
-
 UNRESCALED = {"uoro_unrescaled", "preact_unrescaled", "preact_geometric", "preact_optimal_alpha",
               "preact_b_quarter", "preact_joint", "noproj_unrescaled"}  # fmt: skip
 
@@ -69,7 +68,12 @@ def build_trajectory(n_hidden: int, tc, seed: int) -> Trajectory:
         jac.append(slopes[-1][:, None] * w_h)
         h = cell(theta[None], h, x)
         hidden.append(h[0])
-    hidden, slope, a, jac = torch.stack(hidden), torch.stack(slopes), torch.stack(a), torch.stack(jac)
+    hidden, slope, a, jac = (
+        torch.stack(hidden),
+        torch.stack(slopes),
+        torch.stack(a),
+        torch.stack(jac),
+    )
     residual = hidden[1:] @ readout.T - targets
     dloss_dh = residual @ readout
     # BPTT: dL/dW = sum_s (D_s delta_s) a_s^T with the adjoint delta_s = dL/dh_s
@@ -77,7 +81,9 @@ def build_trajectory(n_hidden: int, tc, seed: int) -> Trajectory:
     delta = future[torch.arange(tc.steps), torch.arange(tc.steps)]
     grad = cell.flat(((slope * delta)[:, :, None] * a[:, None, :]).sum(0)[None])[0]
     losses = 0.5 * (residual**2).sum(-1)
-    return Trajectory(cell, theta, readout, inputs, targets, hidden, dloss_dh, losses, slope, a, jac, grad)
+    return Trajectory(
+        cell, theta, readout, inputs, targets, hidden, dloss_dh, losses, slope, a, jac, grad
+    )
 
 
 def summed_estimates(traj: Trajectory, estimator, streams: int, noise=None) -> torch.Tensor:
@@ -103,7 +109,9 @@ def summed_reinforce(traj: Trajectory, reinforce: Reinforce, noise: torch.Tensor
     total = torch.zeros_like(theta)
     for t in range(traj.steps):
         x = traj.inputs[t].expand(streams, -1)
-        total += reinforce.step(traj.cell, theta, x, noise[t], lambda h: traj.loss(h, t), traj.losses[t])
+        total += reinforce.step(
+            traj.cell, theta, x, noise[t], lambda h, t=t: traj.loss(h, t), traj.losses[t]
+        )
     return total
 
 
@@ -137,7 +145,9 @@ def hidden_size_experiment(n_hidden: int, tc, seed: int, say) -> tuple[dict, dic
     b_one = theory.preactivation_b(future_p, traj.a, ones)
     q_quarter = theory.sym_power(b_one / torch.trace(b_one) * n_hidden, -0.25)
     alpha_joint, q_joint, joint_history = theory.joint_optimum(future_p, traj.a, tc.joint_rounds)
-    predicted_b_gain = float(torch.trace(b_one) * n_hidden / torch.trace(theory.sym_power(b_one, 0.5)) ** 2)
+    predicted_b_gain = float(
+        torch.trace(b_one) * n_hidden / torch.trace(theory.sym_power(b_one, 0.5)) ** 2
+    )
 
     # name -> (estimator factory, exact variance or None for the rescaled ones)
     def projected(space, q0=None, alpha=None):
@@ -151,17 +161,28 @@ def hidden_size_experiment(n_hidden: int, tc, seed: int, say) -> tuple[dict, dic
         "uoro_unrescaled": (uoro("state", alpha="one"), projected("state")),
         "preact": (uoro("preactivation"), None),
         "preact_unrescaled": (uoro("preactivation", alpha="one"), projected("preactivation")),
-        "preact_geometric": (uoro("preactivation", alpha="schedule", schedule=geometric),
-                             projected("preactivation", alpha=geometric)),  # fmt: skip
-        "preact_optimal_alpha": (uoro("preactivation", alpha="schedule", schedule=alpha_opt),
-                                 projected("preactivation", alpha=alpha_opt)),  # fmt: skip
-        "preact_b_quarter": (uoro("preactivation", q_quarter, "one"), projected("preactivation", q_quarter)),
+        "preact_geometric": (
+            uoro("preactivation", alpha="schedule", schedule=geometric),
+            projected("preactivation", alpha=geometric),
+        ),  # fmt: skip
+        "preact_optimal_alpha": (
+            uoro("preactivation", alpha="schedule", schedule=alpha_opt),
+            projected("preactivation", alpha=alpha_opt),
+        ),  # fmt: skip
+        "preact_b_quarter": (
+            uoro("preactivation", q_quarter, "one"),
+            projected("preactivation", q_quarter),
+        ),
         "preact_b_quarter_rescaled": (uoro("preactivation", q_quarter), None),
-        "preact_joint": (uoro("preactivation", q_joint, "schedule", alpha_joint),
-                         projected("preactivation", q_joint, alpha_joint)),  # fmt: skip
+        "preact_joint": (
+            uoro("preactivation", q_joint, "schedule", alpha_joint),
+            projected("preactivation", q_joint, alpha_joint),
+        ),  # fmt: skip
         "noproj": (lambda g: NoProjectionUORO(g), None),
-        "noproj_unrescaled": (lambda g: NoProjectionUORO(g, alpha="one"),
-                              theory.noprojection_variance(future_h, traj.slope, traj.a)),  # fmt: skip
+        "noproj_unrescaled": (
+            lambda g: NoProjectionUORO(g, alpha="one"),
+            theory.noprojection_variance(future_h, traj.slope, traj.a),
+        ),  # fmt: skip
     }
     prefix = f"total/h{n_hidden}"
     results: dict[str, float] = {}
@@ -181,11 +202,15 @@ def hidden_size_experiment(n_hidden: int, tc, seed: int, say) -> tuple[dict, dic
         if prediction is not None:
             for term in ("V", "C", "F", "total"):
                 results[f"{prefix}/{name}/predicted_{term}"] = prediction[term] / exact_sq
-            results[f"{prefix}/{name}/measured_over_predicted"] = measured[name] * exact_sq / prediction["total"]
+            results[f"{prefix}/{name}/measured_over_predicted"] = (
+                measured[name] * exact_sq / prediction["total"]
+            )
         if name == "uoro":
             means = estimates.view(streams, tc.mean_of, -1).mean(1)
             results[f"{prefix}/uoro_mean{tc.mean_of}/rel_var"] = relative_variance(means, exact)
-            results[f"{prefix}/uoro_over_mean{tc.mean_of}"] = measured[name] / relative_variance(means, exact)
+            results[f"{prefix}/uoro_over_mean{tc.mean_of}"] = measured[name] / relative_variance(
+                means, exact
+            )
         say(f"h={n_hidden} {name}: total relative variance {measured[name]:.4g}")
     results.update({
         f"{prefix}/noproj_over_uoro": measured["noproj"] / measured["uoro"],
@@ -222,7 +247,9 @@ def reinforce_experiment(n_hidden: int, tc, seed: int, say) -> tuple[dict, dict]
     q0 = theory.sym_power(b_state / torch.trace(b_state) * n_hidden, -0.25)
     generator = torch.Generator().manual_seed(seed * 1000 + 999)
     noise = torch.randn(traj.steps, streams, n_hidden, generator=generator, dtype=torch.float64)
-    uoro_total = summed_estimates(traj, UORO(None, "state", q0, "one", noise="gaussian"), streams, noise)
+    uoro_total = summed_estimates(
+        traj, UORO(None, "state", q0, "one", noise="gaussian"), streams, noise
+    )
     uoro_var = relative_variance(uoro_total, exact)
     prediction = theory.projected_variance(future_h, traj.slope, traj.a, "state", q0, kappa=3.0)
     exact_sq = float((exact**2).sum())
@@ -249,7 +276,9 @@ def reinforce_experiment(n_hidden: int, tc, seed: int, say) -> tuple[dict, dict]
     results[f"{prefix}/diff_sq_slope"] = float(np.polyfit(np.log(sig), np.log(diff), 1)[0])
     by_sigma = dict(zip(curves["sigma"], curves["no_baseline_var"]))
     if 0.01 in by_sigma and 0.1 in by_sigma:
-        results[f"{prefix}/no_baseline_var_ratio_sigma_1e-2_over_1e-1"] = by_sigma[0.01] / by_sigma[0.1]
+        results[f"{prefix}/no_baseline_var_ratio_sigma_1e-2_over_1e-1"] = (
+            by_sigma[0.01] / by_sigma[0.1]
+        )
     curves["uoro_var"] = uoro_var
     return results, curves
 
@@ -263,11 +292,19 @@ def total_variance_experiment(cfg, log=None) -> tuple[dict, dict]:
         results.update(found)
     found, plot_data["reinforce"] = reinforce_experiment(tc.reinforce_hidden, tc, cfg.seed, say)
     results.update(found)
-    errors = [abs(v - 1) for k, v in results.items() if k.endswith("measured_over_predicted") and "b_quarter" not in k]
+    errors = [
+        abs(v - 1)
+        for k, v in results.items()
+        if k.endswith("measured_over_predicted") and "b_quarter" not in k
+    ]
     results["theory/max_rel_error_unrescaled"] = max(errors)
     z = {k: abs(v) for k, v in results.items() if k.startswith("total/") and "/bias_z_" in k}
-    results["bias/max_abs_z_unrescaled"] = max(v for k, v in z.items() if k.split("/")[2] in UNRESCALED)
-    results["bias/max_abs_z_rescaled"] = max(v for k, v in z.items() if k.split("/")[2] not in UNRESCALED)
+    results["bias/max_abs_z_unrescaled"] = max(
+        v for k, v in z.items() if k.split("/")[2] in UNRESCALED
+    )
+    results["bias/max_abs_z_rescaled"] = max(
+        v for k, v in z.items() if k.split("/")[2] not in UNRESCALED
+    )
     return results, plot_data
 
 

@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 
 from common.config import parse_args
 from common.runner import Run
-from uoro.config import CONFIG_DIR, UoroConfig, dtype_of
 from uoro.cells import init_params, loss_and_grads, make_cell
+from uoro.config import CONFIG_DIR, UoroConfig, dtype_of
 from uoro.estimators import make_estimator
 from uoro.tasks import make_task
 

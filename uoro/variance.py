@@ -287,7 +287,7 @@ def run_reinforce(
                 theta2,
                 x2,
                 torch.cat([eps, -eps]),
-                lambda hh: readout_loss(hh, readout_w2, readout_b2, targets2),
+                lambda hh, y=targets2: readout_loss(hh, readout_w2, readout_b2, y),
                 clean_loss2,
             )
             estimate, mirrored = both[:n_streams], both[n_streams:]

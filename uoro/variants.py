@@ -21,6 +21,7 @@ import torch
 from uoro.cells import TanhRNNCell
 from uoro.model import Estimator, rademacher
 
+
 def _group_mean(t: torch.Tensor, groups: int) -> torch.Tensor:
     """Mean over consecutive equal groups of the first dimension: [N, ...] -> [groups, ...]."""
     return t.reshape(groups, t.shape[0] // groups, *t.shape[1:]).mean(1)

@@ -8,7 +8,15 @@ over t must reproduce the BPTT gradient of the summed loss (exactly for RTRL, in
 import pytest
 import torch
 
-from uoro.cells import Cell, GRUCell, TanhRNNCell, init_params, loss_and_grads, make_cell, readout_loss
+from uoro.cells import (
+    Cell,
+    GRUCell,
+    TanhRNNCell,
+    init_params,
+    loss_and_grads,
+    make_cell,
+    readout_loss,
+)
 from uoro.estimators import make_estimator
 from uoro.model import RTRL, TBPTT, UORO, NoProjectionUORO, Reinforce
 from uoro.variants import UOROVariants
@@ -235,11 +243,17 @@ def test_shaped_uoro_pooling_statistics_over_streams_stays_unbiased():
 
 
 @pytest.mark.parametrize(("new_alpha", "old_rho"), [("rescaled", "greedy"), ("one", "none")])
-def test_generalised_estimator_is_the_old_uoro_bit_for_bit_in_its_vanilla_setting(new_alpha, old_rho):
+def test_generalised_estimator_is_the_old_uoro_bit_for_bit_in_its_vanilla_setting(
+    new_alpha, old_rho
+):
     """(state space, Q0 = I, Tallec-Ollivier rescaling) is vanilla UORO: same noise, same floats."""
     cell, theta, readout_w, readout_b, inputs, targets = tiny_problem(n_hidden=5, n_in=3, steps=30)
     n = 7
-    th, vw, vb = theta.expand(n, -1).contiguous(), readout_w.expand(n, -1, -1), readout_b.expand(n, -1)
+    th, vw, vb = (
+        theta.expand(n, -1).contiguous(),
+        readout_w.expand(n, -1, -1),
+        readout_b.expand(n, -1),
+    )
     new = UORO(torch.Generator().manual_seed(3), space="state", q0=None, alpha=new_alpha)
     old = UOROVariants(torch.Generator().manual_seed(3), rho=old_rho)
     new.reset(cell, n, dtype=F64)
@@ -249,5 +263,7 @@ def test_generalised_estimator_is_the_old_uoro_bit_for_bit_in_its_vanilla_settin
         x = inputs[t].expand(n, -1)
         h_next = cell(th, h, x)
         _, dh, _, _ = loss_and_grads(h_next, vw, vb, targets[t].expand(n))
-        assert torch.equal(new.step(cell, th, h, x, h_next, dh), old.step(cell, th, h, x, h_next, dh))
+        assert torch.equal(
+            new.step(cell, th, h, x, h_next, dh), old.step(cell, th, h, x, h_next, dh)
+        )
         h = h_next

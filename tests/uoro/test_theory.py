@@ -65,7 +65,9 @@ def exact_moments(traj, estimator, noise):
     [("state", False, False), ("state", True, True), ("preactivation", False, False),
      ("preactivation", True, False), ("preactivation", True, True)],
 )  # fmt: skip
-def test_unrescaled_estimators_are_unbiased_with_the_exact_variance_of_the_closed_form(space, shaped, schedule):
+def test_unrescaled_estimators_are_unbiased_with_the_exact_variance_of_the_closed_form(
+    space, shaped, schedule
+):
     traj = tiny()
     q0 = torch.tensor([[1.3, 0.4], [-0.2, 0.7]], dtype=F64) if shaped else None
     alpha = torch.tensor([1.0, 0.5, 2.0], dtype=F64) if schedule else None
@@ -83,7 +85,9 @@ def test_no_projection_estimator_is_unbiased_with_its_exact_variance():
     mean, variance = exact_moments(traj, NoProjectionUORO(None, alpha="one"), noise)
     assert torch.allclose(mean, traj.gradient, atol=1e-12)
     future = theory.future_gradients(traj.jac_h, traj.dloss_dh)
-    assert variance == pytest.approx(theory.noprojection_variance(future, traj.slope, traj.a)["total"], rel=1e-10)
+    assert variance == pytest.approx(
+        theory.noprojection_variance(future, traj.slope, traj.a)["total"], rel=1e-10
+    )
 
 
 @pytest.mark.parametrize("space", ["state", "preactivation"])
@@ -115,7 +119,9 @@ def test_b_and_v_of_q_against_the_papers_brute_force_sums_on_a_3_unit_rnn():
     for s in range(steps):
         for t in range(steps):
             weight = sum(a_sq[q] / alpha[q] ** 2 for q in range(min(s, t) + 1))
-            brute_b += weight * sum(alpha[r] ** 2 * torch.outer(b[r, s], b[r, t]) for r in range(steps))
+            brute_b += weight * sum(
+                alpha[r] ** 2 * torch.outer(b[r, s], b[r, t]) for r in range(steps)
+            )
     future = theory.future_gradients(traj.jac_h, traj.dloss_dh)
     future_p = traj.slope[:, None, :] * future
     assert torch.allclose(theory.preactivation_b(future_p, traj.a, alpha), brute_b, atol=1e-12)
@@ -125,13 +131,15 @@ def test_b_and_v_of_q_against_the_papers_brute_force_sums_on_a_3_unit_rnn():
     for s in range(steps):
         for t in range(steps):
             left = sum(torch.trace(torch.outer(b[r, s], b[r, t]) @ s_mat[r]) for r in range(steps))
-            right = sum(a_sq[q] * torch.trace(torch.linalg.inv(s_mat[q])) for q in range(min(s, t) + 1))
+            right = sum(
+                a_sq[q] * torch.trace(torch.linalg.inv(s_mat[q])) for q in range(min(s, t) + 1)
+            )
             brute_v += float(left * right)
     predicted = theory.projected_variance(future, traj.slope, traj.a, "preactivation", q0, alpha)
     assert predicted["V"] == pytest.approx(brute_v, rel=1e-10)
-    assert theory.dominant_variance(theory.preactivation_b(future_p, traj.a, alpha), q0) == pytest.approx(
-        brute_v, rel=1e-10
-    )
+    assert theory.dominant_variance(
+        theory.preactivation_b(future_p, traj.a, alpha), q0
+    ) == pytest.approx(brute_v, rel=1e-10)
 
 
 def test_b_quarter_minimises_v_and_the_schedules_are_optimal():

@@ -26,7 +26,9 @@ def tiny_cfg(tmp_path, *extra):
     return load_config(UoroConfig, "quick", [*TINY, f"out_dir={tmp_path}", *extra], CONFIG_DIR)
 
 
-@pytest.mark.parametrize("estimator", ["rtrl", "tbptt", "uoro", "uoro_preact", "uoro_noproj", "uoro_shaped"])
+@pytest.mark.parametrize(
+    "estimator", ["rtrl", "tbptt", "uoro", "uoro_preact", "uoro_noproj", "uoro_shaped"]
+)
 def test_train_returns_its_run_dir_and_eval_writes_final_losses_for_each_seed(tmp_path, estimator):
     from uoro.eval import evaluate
     from uoro.train import train
@@ -80,7 +82,13 @@ def test_full_config_loads_and_runs_a_few_steps_on_cpu(tmp_path):
     from uoro.eval import evaluate
     from uoro.train import train
 
-    overrides = [f"out_dir={tmp_path}", "train.steps=3", "train.log_every=1", "train.final_window=2", "progress=false"]
+    overrides = [
+        f"out_dir={tmp_path}",
+        "train.steps=3",
+        "train.log_every=1",
+        "train.final_window=2",
+        "progress=false",
+    ]
     cfg = load_config(UoroConfig, "full", overrides, CONFIG_DIR)
     assert cfg.model.n_hidden >= 64 and cfg.total.streams >= 1000, "full is our larger design"
     assert evaluate(train(cfg))["steps"] == 3
@@ -98,13 +106,20 @@ def test_reproduce_pipeline_writes_every_issue_key_with_tiny_overrides(tmp_path)
     ]  # fmt: skip
     results = main("quick", [*TINY, *tiny, f"out_dir={tmp_path}"])
     assert all(key in results for key in ISSUE_KEYS), [k for k in ISSUE_KEYS if k not in results]
-    assert set(HEADLINE) <= set(results) and all(isinstance(v.source, str) for v in PAPER_NUMBERS.values())
+    assert set(HEADLINE) <= set(results) and all(
+        isinstance(v.source, str) for v in PAPER_NUMBERS.values()
+    )
     assert results["nmse/rtrl/max_abs_diff_to_bptt"] < 1e-10
     assert "train/uoro_noproj_vs_uoro/diff_mean" in results
     out = tmp_path / "uoro" / "quick"
     assert json.loads((out / "results.json").read_text()) == results
     assert "train/chars_uoro_final_loss" in json.loads((out / "details.json").read_text())
-    for plot in ("total_variance.png", "measured_vs_predicted.png", "reinforce_sigma.png", "train_copy.png"):
+    for plot in (
+        "total_variance.png",
+        "measured_vs_predicted.png",
+        "reinforce_sigma.png",
+        "train_copy.png",
+    ):
         assert (out / plot).exists(), plot
     assert (out / "train_uoro_seed1" / "eval.json").exists()
 
@@ -120,9 +135,13 @@ def test_bad_config_keys_and_values_are_named(tmp_path):
         train(tiny_cfg(tmp_path, "train.estimator=kf"))
 
 
-@pytest.mark.parametrize("module", ["uoro.train", "uoro.total_variance", "uoro.variance", "uoro.eval", "uoro.reproduce"])
+@pytest.mark.parametrize(
+    "module", ["uoro.train", "uoro.total_variance", "uoro.variance", "uoro.eval", "uoro.reproduce"]
+)
 def test_entry_points_have_help(module):
-    done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and "usage" in done.stdout
 
 
