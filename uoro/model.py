@@ -96,14 +96,8 @@ class UORO(Estimator):
             raise ValueError(f"alpha must be one of {ALPHAS} (a schedule exactly with 'schedule')")
         if noise not in ("rademacher", "gaussian"):
             raise ValueError(f"noise must be 'rademacher' or 'gaussian', got '{noise}'")
-        self.generator, self.space, self.alpha, self.noise, self.eps = (
-            generator,
-            space,
-            alpha,
-            noise,
-            eps,
-        )
-        self.schedule = schedule
+        self.generator, self.space, self.noise, self.eps = generator, space, noise, eps
+        self.alpha, self.schedule = alpha, schedule
         self.q0 = q0
         self.q0_inv_t = None if q0 is None else torch.linalg.inv(q0).T.contiguous()
         self.name = "uoro"

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from common.config import load_config
 from common.results import PaperNumber, reproduce_cli, results_dir, write_results
+from common.runner import set_threads
 from uoro.config import CONFIG_DIR, UoroConfig
 
 PAPER = "uoro"
@@ -104,6 +105,7 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
     from uoro.train import train
 
     cfg = load_config(UoroConfig, scale, overrides, CONFIG_DIR)
+    set_threads(cfg.threads)  # the cost table times steps outside any Run
     start, rc, seed = time.time(), cfg.reproduce, cfg.seed
     out = results_dir(PAPER, scale, cfg.out_dir)
     details: dict[str, float] = {}

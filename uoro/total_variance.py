@@ -211,7 +211,14 @@ def hidden_size_experiment(n_hidden: int, tc, seed: int, say) -> tuple[dict, dic
             results[f"{prefix}/uoro_over_mean{tc.mean_of}"] = measured[name] / relative_variance(
                 means, exact
             )
-        say(f"h={n_hidden} {name}: total relative variance {measured[name]:.4g}")
+        theory_note = (
+            ""
+            if prediction is None
+            else (
+                f" (exact {prediction['total'] / exact_sq:.4g}, of which V(Q) {prediction['V'] / exact_sq:.4g})"
+            )
+        )
+        say(f"h={n_hidden} {name}: total relative variance {measured[name]:.4g}{theory_note}")
     results.update({
         f"{prefix}/noproj_over_uoro": measured["noproj"] / measured["uoro"],
         f"{prefix}/noproj_over_proj_unrescaled": measured["noproj_unrescaled"] / measured["preact_unrescaled"],
