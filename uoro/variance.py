@@ -403,7 +403,7 @@ def variance_experiment(cfg, log=None) -> tuple[dict[str, float], dict[str, np.n
 
 
 def headline_keys(results: dict[str, float], vc) -> dict[str, float]:
-    """The keys issue 7 names, derived from the detailed measurements."""
+    """The summary keys of the per-step NMSE view (ours), derived from the detailed measurements."""
     main = f"radius_{vc.main_radius:g}"
     out = {
         "uoro/nmse": results[f"uoro/{main}/nmse"],
