@@ -23,7 +23,7 @@ from uoro.config import CONFIG_DIR, UoroConfig
 
 PAPER = "uoro"
 _PAPER = "arXiv:1902.02405"
-_NONE = f"{_PAPER}: no number known to us (only the abstract and the author's summary were read)"
+_NONE = f"{_PAPER}: no number known to us"
 # The paper's claims we can state as numbers; every other key has none.
 PAPER_NUMBERS: dict[str, PaperNumber] = {
     "total/h32/noproj_over_proj_unrescaled": PaperNumber(
@@ -77,24 +77,35 @@ def derived(cfg, name: str, changes: dict | None = None):
     return copy
 
 
+def _nmse_summary(key: str) -> bool:
+    """The per-step NMSE view's summary keys (ours): its checks' ratios, not every block and noise level."""
+    _, middle, metric = key.split("/")
+    if middle.startswith(("reinforce_", "uoro_no_rho_gaussian")):
+        return False
+    plain = (
+        "nmse",
+        "nmse_reduction",
+        "bias_in_stderrs",
+        "max_abs_diff_to_bptt",
+        "relative_diff_to_bptt",
+    )
+    return metric in plain or metric.startswith(
+        ("nmse_reduction_", "nmse_ratio", "bias_ratio", "paired_diff")
+    )
+
+
 def summary_keys(details: dict[str, float]) -> dict[str, float]:
-    """The keys of results.json (and the README table): the issue's, ratios, per-estimator totals."""
+    """The keys of results.json (and the README table); details.json keeps every measurement."""
     keep = ("/rel_var", "/measured_over_predicted", "_gain", "_over_", "/var_ratio", "diff_sq_slope",
-            "theory/", "bias/max", "/final_loss", "/diff_mean", "/diff_std", "/lower_fraction")  # fmt: skip
-    drop = ("/predicted_", "/bias_z_", "nmse_at_T", "/radius_", "/hidden_", "/trained/", "_seed")
-    nmse = {
-        k for k in details if k.startswith("nmse/") and k.count("/") == 2
-    }  # ours, the old headline view
-    return {
-        k: v
-        for k, v in details.items()
-        if k in nmse
-        or (
-            any(s in k for s in keep)
-            and not any(s in k for s in drop)
-            and not k.startswith("nmse/")
-        )
-    }
+            "theory/", "bias/max", "_final_loss", "/diff_mean", "/diff_std", "/lower_fraction")  # fmt: skip
+    drop = ("/predicted_", "/bias_z_", "_seed")
+
+    def wanted(key: str) -> bool:
+        if key.startswith("nmse/"):
+            return key.count("/") == 2 and _nmse_summary(key)
+        return any(s in key for s in keep) and not any(s in key for s in drop)
+
+    return {key: value for key, value in details.items() if wanted(key)}
 
 
 def main(scale: str, overrides: list[str]) -> dict[str, float]:
