@@ -135,6 +135,7 @@ def test_bad_config_keys_and_values_are_named(tmp_path):
         train(tiny_cfg(tmp_path, "train.estimator=kf"))
 
 
+@pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")
 @pytest.mark.parametrize("module", ["uoro.total_variance", "uoro.variance"])
 def test_experiment_entry_points_have_help(module, capsys):
     """(train, eval and reproduce are checked by tests/test_package_shape.py.)"""
