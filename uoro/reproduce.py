@@ -80,7 +80,7 @@ def derived(cfg, name: str, changes: dict | None = None):
 def _nmse_summary(key: str) -> bool:
     """The per-step NMSE view's summary keys (ours): its checks' ratios, not every block and noise level."""
     _, middle, metric = key.split("/")
-    if middle.startswith(("reinforce_", "uoro_no_rho_gaussian")):
+    if middle.startswith(("reinforce_0", "uoro_no_rho_gaussian")):  # one per noise level
         return False
     plain = (
         "nmse",
