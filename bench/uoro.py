@@ -8,10 +8,15 @@ on a shared machine the ratios move less than the absolute times.
 """
 
 import os
+import sys
+from pathlib import Path
 
-import torch
+# `python bench/uoro.py` puts bench/ first on sys.path, where this file would shadow the uoro package
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from uoro.cost import KINDS, cost_table
+import torch  # noqa: E402
+
+from uoro.cost import KINDS, cost_table  # noqa: E402
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
