@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
-
-from common.config import BaseConfig, ConfigError
+from common.config import BaseConfig, check_choice, check_range
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 GAMES = ("ipd", "coin")
@@ -20,24 +18,38 @@ GAMES = ("ipd", "coin")
 
 @dataclass
 class EnvConfig:
-    game: str = "ipd"  # ipd | coin (paper §Experiments)
-    episode_length: int = 50  # T = 50 in the paper's runs (paper's appendix)
-    grid_size: int = 3  # Coin Game grid, 3x3 for the headline results (paper's appendix)
-    epsilon: float = 0.2  # epsilon-greedy on both players in training rollouts; IPD 0.2, coin 0 (paper's appendix)
+    game: str = "ipd"  # ipd | coin, the paper's two environments
+    episode_length: int = 50  # T = 50 in the paper's runs (appendix)
+    grid_size: int = 3  # Coin Game grid, 3x3 for the headline results (appendix)
+    epsilon: float = (
+        0.2  # epsilon-greedy on both seats in training rollouts; IPD 0.2, coin 0 (appendix)
+    )
+
+    def __post_init__(self):
+        check_choice("env.game", self.game, GAMES)
+        check_range("env.episode_length", self.episode_length, low=2)
+        check_range("env.grid_size", self.grid_size, low=2)
+        check_range("env.epsilon", self.epsilon, low=0.0, high=1.0)
 
 
 @dataclass
 class ModelConfig:
     actor: str = "tabular"  # tabular (IPD logits, zero init) | gru (POLA-style GRU) (authors' code)
-    actor_hidden: int = 64  # GRU actor width; paper coin 128 (paper's appendix)
-    actor_pre_layers: int = 1  # linear layers before the GRU; paper coin 2 (paper's appendix)
+    actor_hidden: int = 64  # GRU actor width; paper coin 128 (appendix)
+    actor_pre_layers: int = 1  # linear layers before the GRU; paper coin 2 (appendix)
     actor_init_std: float = 0.0  # tabular logits init std; 0 = the paper's zeros (authors' code)
     critic: str = "mlp"  # mlp (IPD 16-16-A) | gru (coin) (authors' code)
-    critic_hidden: int = 16  # IPD MLP 16; coin GRU 64 (paper's appendix)
-    critic_pre_layers: int = 2  # GRU critic pre-layers; paper 2 (paper's appendix)
-    raw_time: bool = (
-        False  # critic sees the raw step t as the authors' code; false = t/T (ours, README)
-    )
+    critic_hidden: int = 16  # IPD MLP 16; coin GRU 64 (appendix)
+    critic_pre_layers: int = 2  # GRU critic pre-layers; paper 2 (appendix)
+    raw_time: bool = False  # critic sees the raw step t as the authors' code; false = t/T (ours)
+
+    def __post_init__(self):
+        check_choice("model.actor", self.actor, ("tabular", "gru"))
+        check_choice("model.critic", self.critic, ("mlp", "gru"))
+        check_choice("model.actor_pre_layers", self.actor_pre_layers, (1, 2))
+        check_choice("model.critic_pre_layers", self.critic_pre_layers, (1, 2))
+        check_range("model.actor_hidden", self.actor_hidden, low=1)
+        check_range("model.critic_hidden", self.critic_hidden, low=1)
 
 
 @dataclass
@@ -45,44 +57,55 @@ class LossConfig:
     shaping_weight: float = (
         1.0  # w on L_opp (opponent_differentiation_weight); 0 = naive AC (Alg. 1)
     )
-    gamma: float = 0.96  # discount (paper's appendix)
-    dice_lambda: float = 0.9  # loaded-DiCE lambda (Alg. 2, loaded DiCE)
+    gamma: float = 0.96  # discount (appendix)
+    dice_lambda: float = 0.9  # loaded-DiCE lambda (Alg. 2)
     temperature: float = 1.0  # tau of the Q-softmax opponent model (Alg. 2)
-    entropy_beta: float = 0.0  # entropy bonus; IPD 0, coin 0.1 (paper's appendix)
-    bootstrap_opponent_return: bool = (
-        True  # false = authors: un-bootstrapped opponent MC return (model.py)
-    )
+    entropy_beta: float = 0.0  # entropy bonus; IPD 0, coin 0.1 (appendix)
+    bootstrap_opponent_return: bool = True  # false = authors: un-bootstrapped opponent MC return
     advantage_grad: bool = False  # true mimics the authors' non-detached advantage (authors' code)
     huber_delta: float = 1.0  # critic Huber threshold (Alg. 1)
+
+    def __post_init__(self):
+        check_range("loss.gamma", self.gamma, low=0.0, high=1.0, high_open=True)
+        check_range("loss.dice_lambda", self.dice_lambda, low=0.0, high=1.0)
+        check_range("loss.temperature", self.temperature, low=0.0, low_open=True)
+        check_range("loss.huber_delta", self.huber_delta, low=0.0, low_open=True)
 
 
 @dataclass
 class TrainConfig:
-    iterations: int = 1000  # outer iterations; paper reads iteration 6000 (paper: self-play with a replay buffer of past agents)
-    batch_size: int = (
-        512  # parallel episodes per iteration; paper IPD 2048, coin 512 (paper's appendix)
-    )
-    actor_lr: float = 1e-2  # actor Adam; paper 1e-3, quick IPD 1e-2 (ours, README)
-    critic_lr: float = 1e-2  # critic Adam (paper's appendix)
+    iterations: int = 1000  # outer iterations; the paper reads iteration 6000 (appendix)
+    batch_size: int = 512  # parallel episodes per iteration; paper IPD 2048, coin 512 (appendix)
+    actor_lr: float = 1e-2  # actor Adam; paper 1e-3, quick IPD 1e-2 (ours)
+    critic_lr: float = 1e-2  # critic Adam (appendix)
     actor_clip_norm: float = (
-        0.0  # global-norm clip of the actor gradient; 0 = none (IPD), coin 1.0 (paper's appendix)
+        0.0  # global-norm clip of the actor gradient; 0 = none, coin 1.0 (appendix)
     )
     target_ema: float = 0.99  # EMA decay of the target critic (Alg. 1)
-    critic_warmup: int = 0  # first N iterations train only the critic (quick-run deviation, README)
-    buffer_capacity: int = 0  # agent buffer size; 0 = play the current self (IPD) (paper: self-play with a replay buffer of past agents)
-    buffer_push_every: int = (
-        10  # push the agent into the buffer every N iterations (paper's appendix)
+    critic_warmup: int = 0  # first N iterations train only the critic (ours, README)
+    buffer_capacity: int = (
+        0  # past agents kept as opponents (paper: replay buffer); 0 = current self
     )
-    opponents_per_batch: int = 8  # distinct buffer samples per batch; authors: one per episode (paper: self-play with a replay buffer of past agents)
+    buffer_push_every: int = 10  # push the agent into the buffer every N iterations (appendix)
+    opponents_per_batch: int = 8  # distinct buffer samples per batch; authors: one per episode
     log_every: int = 10  # iterations between training-scalar logs
-    eval_every: int = 50  # iterations between evaluations (paper: 100) (paper: self-play with a replay buffer of past agents)
+    eval_every: int = 50  # iterations between evaluations (paper: 100)
     eval_episodes: int = 128  # Coin Game evaluation episodes (IPD evaluation is exact)
+
+    def __post_init__(self):
+        for key in ("iterations", "batch_size", "buffer_push_every", "opponents_per_batch"):
+            check_range(f"train.{key}", getattr(self, key), low=1)
+        for key in ("log_every", "eval_every", "eval_episodes"):
+            check_range(f"train.{key}", getattr(self, key), low=1)
+        check_range("train.target_ema", self.target_ema, low=0.0, high=1.0)
+        check_range("train.buffer_capacity", self.buffer_capacity, low=0)
+        check_range("train.critic_warmup", self.critic_warmup, low=0)
 
 
 @dataclass
 class EvalConfig:
     league_episodes: int = (
-        256  # Coin Game league games per pair; paper 32 (authors' league files), ours 256 (ours)
+        256  # Coin Game league games per pair; paper 32 (authors' files), ours 256
     )
     horizon: int = 50  # IPD exact-evaluation horizon (undiscounted reward per step) (ours)
 
@@ -97,33 +120,21 @@ class LoqaConfig(BaseConfig):
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-
-def validate(cfg: DictConfig) -> None:
-    """Checks the schema's types cannot express; raises ConfigError naming the key."""
-    if cfg.env.game not in ("ipd", "coin"):
-        raise ConfigError(f"env.game must be ipd or coin, got {cfg.env.game!r}")
-    if not 0.0 <= cfg.env.epsilon <= 1.0:
-        raise ConfigError(f"env.epsilon must be in [0, 1], got {cfg.env.epsilon}")
-    if cfg.env.episode_length < 2:
-        raise ConfigError(f"env.episode_length must be >= 2, got {cfg.env.episode_length}")
-    if cfg.train.iterations < 1 or cfg.train.batch_size < 1:
-        raise ConfigError("train.iterations and train.batch_size must be >= 1")
-    if cfg.train.buffer_capacity > 0 and cfg.train.batch_size % cfg.train.opponents_per_batch:
-        raise ConfigError(
-            f"train.batch_size ({cfg.train.batch_size}) must be a multiple of "
-            f"train.opponents_per_batch ({cfg.train.opponents_per_batch})"
-        )
-    if not 0.0 <= cfg.loss.gamma < 1.0 or not 0.0 <= cfg.loss.dice_lambda <= 1.0:
-        raise ConfigError("loss.gamma must be in [0, 1) and loss.dice_lambda in [0, 1]")
-    if cfg.loss.temperature <= 0:
-        raise ConfigError(f"loss.temperature must be > 0, got {cfg.loss.temperature}")
-    if cfg.model.actor not in ("tabular", "gru") or cfg.model.critic not in ("mlp", "gru"):
-        raise ConfigError(
-            f"model.actor must be tabular or gru and model.critic mlp or gru, got "
-            f"{cfg.model.actor!r} and {cfg.model.critic!r}"
-        )
-    if cfg.model.actor == "tabular" and cfg.env.game != "ipd":
-        raise ConfigError(f"model.actor=tabular only exists for the IPD, not env.game={cfg.env.game}")
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("n_seeds", self.n_seeds, low=1)
+        if self.model.actor == "tabular" and self.env.game != "ipd":
+            raise ValueError(
+                f"model.actor=tabular only exists for the IPD, not env.game={self.env.game}"
+            )
+        if (
+            self.train.buffer_capacity > 0
+            and self.train.batch_size % self.train.opponents_per_batch
+        ):
+            raise ValueError(
+                f"train.batch_size ({self.train.batch_size}) must be a multiple of "
+                f"train.opponents_per_batch ({self.train.opponents_per_batch})"
+            )
 
 
 @dataclass
@@ -132,6 +143,11 @@ class ReproduceSettings:
 
     games: list[str] = field(default_factory=lambda: list(GAMES))  # ipd, coin or both
     workers: int = 0  # quick runs training at once, one torch thread each; 0 = one per core
+
+    def __post_init__(self):
+        if not self.games or any(game not in GAMES for game in self.games):
+            raise ValueError(f"reproduce.games must name ipd and/or coin, got {list(self.games)}")
+        check_range("reproduce.workers", self.workers, low=0)
 
 
 @dataclass
@@ -142,15 +158,3 @@ class LoqaReproduceConfig:
     reproduce: ReproduceSettings = field(default_factory=ReproduceSettings)
     ipd: LoqaConfig = field(default_factory=LoqaConfig)
     coin: LoqaConfig = field(default_factory=LoqaConfig)
-
-
-def validate_reproduce(cfg: DictConfig) -> None:
-    unknown = [g for g in cfg.reproduce.games if g not in GAMES]
-    if unknown or not cfg.reproduce.games:
-        raise ConfigError(
-            f"reproduce.games must name ipd and/or coin, got {list(cfg.reproduce.games)}"
-        )
-    if cfg.reproduce.workers < 0:
-        raise ConfigError(f"reproduce.workers must be >= 0, got {cfg.reproduce.workers}")
-    for game in cfg.reproduce.games:
-        validate(cfg[game])

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from common.cli import entry_point
 from common.envs.agents import (
     IPD_ALWAYS_COOPERATE,
     IPD_ALWAYS_DEFECT,
@@ -34,7 +35,7 @@ from common.envs.agents import (
 from common.envs.matrix_games import STATE_NAMES
 from common.plots import bar_chart, heatmap, learning_curves
 from common.results import REPO_ROOT, load_model, save_model
-from common.runner import CheckpointError, load_checkpoint, load_run_config, read_metrics
+from common.runner import check_run_dir, load_checkpoint, read_metrics
 from loqa.league import BotPlayer, LearnedPlayer, coin_league, ipd_league, play_coin_match
 from loqa.networks import IPD_STATES, LoqaAgent, ipd_cooperation_probabilities
 from loqa.train import make_agent, make_env, periodic_eval
@@ -50,9 +51,7 @@ def load_agent(path: Path | str = SHIPPED / "coin_loqa_seed0") -> tuple[DictConf
     if (path / "weights.safetensors").is_file():
         weights, cfg = load_model(path)
     else:
-        cfg = load_run_config(path)
-        if cfg.get("env", {}).get("game") not in ("ipd", "coin"):
-            raise CheckpointError(f"{path} is not a LOQA run (its config has no env.game ipd|coin)")
+        cfg = check_run_dir(path, "loqa", need_checkpoint=True)
         weights = load_checkpoint(path)["objects"]["agent"]
     agent = make_agent(cfg)
     agent.load_state_dict(weights)
@@ -286,6 +285,7 @@ def coin_results(run_dirs: dict, out: Path, episodes: int, seed: int) -> dict[st
     return results
 
 
+@entry_point("python -m loqa.eval")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m loqa.eval", description=__doc__.splitlines()[0]
@@ -298,12 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--episodes", type=int, default=None, help="Coin Game games per match")
     args = parser.parse_args(argv)
-    try:
-        results = evaluate(args.run, args.episodes)
-    except (CheckpointError, FileNotFoundError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(results, indent=2, sort_keys=True))
+    print(json.dumps(evaluate(args.run, args.episodes), indent=2, sort_keys=True))
     return 0
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from common.config import load_config
 from common.results import PaperNumber, reproduce_cli, results_dir, write_results
-from loqa.config import CONFIG_DIR, LoqaConfig, LoqaReproduceConfig, validate_reproduce
+from loqa.config import CONFIG_DIR, LoqaConfig, LoqaReproduceConfig
 from loqa.eval import coin_results, ipd_results, save_agent
 from loqa.train import train
 
@@ -74,6 +74,7 @@ def seed_configs(base: DictConfig, scale: str, game: str, variant: str) -> list[
         cfg.loss.shaping_weight = VARIANTS[variant] * base.loss.shaping_weight
         cfg.seed = base.seed + i
         cfg.name = f"{scale}/{game}/{variant}_seed{cfg.seed}"
+        cfg.overwrite = not cfg.resume  # a reproduction replaces the previous one of its scale
         configs.append(cfg)
     return configs
 
@@ -136,7 +137,6 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
     start = time.time()
     presets = {game: f"{game}_{scale}" for game in ("ipd", "coin")}
     cfg = load_config(LoqaReproduceConfig, presets, overrides, CONFIG_DIR)
-    validate_reproduce(cfg)
     workers = cfg.reproduce.workers or default_workers()
     out_dir = cfg[cfg.reproduce.games[0]].out_dir
     out = results_dir(PAPER, scale, out_dir)

@@ -20,13 +20,14 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from common.config import ConfigError, parse_args
+from common.cli import entry_point
+from common.config import parse_args, validate
 from common.envs.agents import IPD_ALWAYS_COOPERATE, IPD_ALWAYS_DEFECT, coin_always_defect
 from common.envs.coin_game import CoinGame
 from common.envs.ipd import IteratedPrisonersDilemma
 from common.envs.matrix_games import STATE_NAMES
 from common.runner import Run
-from loqa.config import CONFIG_DIR, LoqaConfig, validate
+from loqa.config import CONFIG_DIR, LoqaConfig
 from loqa.league import BotPlayer, LearnedPlayer, ipd_pair, play_coin_match
 from loqa.model import critic_loss, ema_update, loqa_actor_losses
 from loqa.networks import (
@@ -321,6 +322,7 @@ def train(cfg: DictConfig) -> Path:
         return run.dir
 
 
+@entry_point("python -m loqa.train")
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(
         LoqaConfig,
@@ -330,11 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         default_preset="ipd_quick",
         prog="python -m loqa.train",
     )
-    try:
-        run_dir = train(cfg)
-    except ConfigError as err:
-        print(f"python -m loqa.train: error: {err}", file=sys.stderr)
-        return 2
+    run_dir = train(cfg)
     print(f"trained: {run_dir}  (evaluate: python -m loqa.eval --run {run_dir})")
     return 0
 

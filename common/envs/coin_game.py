@@ -183,7 +183,7 @@ def make_step_function(height: int, width: int, observations: bool, obs_dtype) -
     other-pickup/obs tables) -> (player_cells, coin_cell, coin_owner, rewards, own_pickups,
     other_pickups, invalid, obs). `obs_table` is observation_table(...) or None (then the planes
     are scattered). `invalid` is a 0-d bool: some action was outside 0..3 (those are wrapped into
-    range so that the table lookups stay in bounds; the caller raises).
+    range so that the table lookups stay in bounds; CoinGame.step checks the range before drawing).
     """
     num_cells = height * width
 
@@ -409,15 +409,16 @@ class CoinGame:
     ) -> tuple[Tensor | None, Tensor, Tensor, dict]:
         """Advance every env one step; respawn_draws [B] (tests only) replace the env's draws.
 
-        Actions outside 0..3 raise a ValueError and leave the state as it was.
+        Actions outside 0..3 raise a ValueError before anything is drawn: the state and the env's
+        generator are as if the call never happened.
         """
         if self.batch_size == 0:
             raise RuntimeError("call reset(batch_size) before step")
         if self.t >= self.episode_length:
             raise RuntimeError(f"episode finished after {self.episode_length} steps; call reset")
         name = "actions (0=left 1=right 2=up 3=down)"
-        if self.check_actions:
-            check_discrete_actions(actions, self.batch_size, 4, name, check_range=False)
+        if self.check_actions:  # before any draw: a rejected step leaves the generator untouched
+            check_discrete_actions(actions, self.batch_size, 4, name)
         # The compiled step is specialised to int64, contiguous inputs (no-ops when they are).
         actions = actions.long().contiguous()
         if respawn_draws is None:
@@ -425,7 +426,7 @@ class CoinGame:
         else:  # any integer works; the step's lookup wants [0, R), and R is a multiple of n_free
             respawn_draws = torch.as_tensor(respawn_draws, device=self.device).long()
             respawn_draws = respawn_draws.remainder(respawn_draw_range(self.num_cells))
-        *new_state, rewards, own, other, invalid, obs = self._step_fn(
+        *new_state, rewards, own, other, _invalid, obs = self._step_fn(
             self.player_cells,
             self.coin_cell,
             self.coin_owner,
@@ -436,8 +437,6 @@ class CoinGame:
             *self.outcomes,
             self.obs_table,
         )
-        if self.check_actions and invalid:  # the range check ran inside the (compiled) step
-            check_discrete_actions(actions, self.batch_size, 4, name)
         self.player_cells, self.coin_cell, self.coin_owner = new_state
         info = {"t": self.t, "own_coin_pickups": own, "other_coin_pickups": other}
         self.t += 1

@@ -1,10 +1,21 @@
 """Configs: schema defaults <- YAML preset <- key=value overrides; every mistake is one line naming the key."""
 
+import enum
 from dataclasses import dataclass, field
 
 import pytest
 
-from common.config import BaseConfig, ConfigError, describe_schema, load_config, parse_args
+from common.cli import UsageError, entry_point, one_line_errors
+from common.config import (
+    BaseConfig,
+    ConfigError,
+    check_choice,
+    check_range,
+    describe_schema,
+    load_config,
+    parse_args,
+)
+from common.runner import CheckpointError
 
 
 @dataclass
@@ -85,3 +96,121 @@ def test_help_lists_presets_and_every_key(config_dir, capsys):
 def test_describe_schema_walks_nested_sections():
     keys = [line.split()[0] for line in describe_schema(ToyConfig)]
     assert {"seed", "train.lr", "train.iterations", "train.layers", "game"} <= set(keys)
+
+
+# ---------------------------------------------------------------- __post_init__ checks, enums, --help
+class Actor(enum.Enum):
+    gru = "gru"
+    mlp = "mlp"
+
+
+@dataclass
+class CheckedTrain:
+    steps: int = 100
+    lr: float = 0.1
+
+    def __post_init__(self):
+        check_range("steps", self.steps, low=1)  # the section's own name: load_config adds "train."
+        check_range("train.lr", self.lr, low=0, low_open=True)
+
+
+@dataclass
+class CheckedModel:
+    actor: Actor = Actor.gru
+    kind: str = "conv"
+
+    def __post_init__(self):
+        check_choice("model.kind", self.kind, ("conv", "dense"))
+
+
+@dataclass
+class CheckedConfig(BaseConfig):
+    train: CheckedTrain = field(default_factory=CheckedTrain)
+    model: CheckedModel = field(default_factory=CheckedModel)
+    ratio: float = 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("ratio", self.ratio, low=0, high=1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["train.steps=-1"], "invalid config: train.steps must be >= 1, got -1"),
+        (["train.lr=0"], "invalid config: train.lr must be > 0, got 0.0"),
+        (["ratio=2"], "invalid config: ratio must be <= 1, got 2.0"),
+        (["model.kind=rnn"], "invalid config: model.kind must be one of conv, dense; got 'rnn'"),
+        (["model.actor=transformer"], "config key 'model.actor'"),
+        (["device=tpu"], "invalid config: device must be auto, cpu, cuda or cuda:N; got 'tpu'"),
+        (["threads=0"], "invalid config: threads must be >= 1, got 0"),
+        (["checkpoint_minutes=-1"], "invalid config: checkpoint_minutes must be >= 0, got -1.0"),
+        (["name=../escape"], "invalid config: name must be a relative path"),
+        (["resume=true", "overwrite=true"], "invalid config: resume=true and overwrite=true"),
+    ],
+)
+def test_range_and_choice_checks_are_one_line_naming_the_key(overrides, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(CheckedConfig, None, overrides)
+    message = str(info.value)
+    assert message.startswith(expected) or expected in message, message
+    assert "\n" not in message
+
+
+def test_valid_values_pass_the_checks():
+    cfg = load_config(CheckedConfig, None, ["train.steps=1", "model.actor=mlp", "ratio=1"])
+    assert cfg.train.steps == 1 and cfg.model.actor == Actor.mlp
+
+
+def test_help_shows_the_presets_values_not_the_schema_defaults(config_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_args(ToyConfig, config_dir, argv=["--config", "quick", "--help"], prog="toy")
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "train.iterations (int) = 10" in out, "quick.yaml sets 10; the schema says 100"
+    assert "preset 'quick'" in out
+    with pytest.raises(SystemExit):
+        parse_args(ToyConfig, config_dir, argv=["-c", "quick", "seed=7", "-h"], prog="toy")
+    out = capsys.readouterr().out
+    assert "seed (int) = 7" in out and "train.iterations (int) = 10" in out
+
+
+def test_help_with_a_broken_preset_still_helps(config_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        parse_args(ToyConfig, config_dir, argv=["--config", "typo", "--help"], prog="toy")
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "train.iterations (int) = 100" in out and "not shown with your settings" in out
+
+
+def test_help_names_enum_choices(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(CheckedConfig, None, argv=["--help"], default_preset=None, prog="toy")
+    assert "model.actor (Actor: gru | mlp) = gru" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- common.cli
+def test_cli_turns_user_errors_into_one_line_and_status_2(capsys):
+    @entry_point("toy")
+    def main(error):
+        raise error
+
+    for error, line in [
+        (ConfigError("unknown config key 'x'"), "toy: error: unknown config key 'x'"),
+        (CheckpointError("no checkpoint in a/b"), "toy: error: no checkpoint in a/b"),
+        (UsageError("--out x.mid exists"), "toy: error: --out x.mid exists"),
+        (FileNotFoundError(2, "No such file or directory", "x.mid"), "toy: error: No such file"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            main(error)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(line) and err.count("\n") == 1, err
+
+
+def test_cli_ctrl_c_is_one_line_and_status_130_and_bugs_keep_their_traceback(capsys):
+    with pytest.raises(SystemExit) as info, one_line_errors("toy"):
+        raise KeyboardInterrupt
+    assert info.value.code == 130 and capsys.readouterr().err == "toy: interrupted\n"
+    with pytest.raises(ZeroDivisionError), one_line_errors("toy"):
+        1 / 0  # noqa: B018

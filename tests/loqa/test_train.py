@@ -4,15 +4,17 @@ full configs loading and running a few steps on CPU (with overrides that shrink 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from common.config import ConfigError, load_config
 from loqa import reproduce
-from loqa.config import CONFIG_DIR, LoqaConfig, validate
+from loqa.config import CONFIG_DIR, LoqaConfig
 from loqa.eval import evaluate, load_agent
 from loqa.train import train
 
@@ -48,9 +50,8 @@ def test_unknown_and_mistyped_keys_are_one_line_errors_naming_the_key():
 )
 def test_invalid_values_are_refused_naming_the_key(override, key):
     preset = "coin_quick" if "opponents" in override else "ipd_quick"
-    cfg = load_config(LoqaConfig, preset, [override], CONFIG_DIR)
     with pytest.raises(ConfigError, match=key):
-        validate(cfg)
+        load_config(LoqaConfig, preset, [override], CONFIG_DIR)
 
 
 def test_train_cli_rejects_a_bad_key_with_exit_code_2():
@@ -186,3 +187,34 @@ def test_full_scale_sweep_job_names_its_run_after_game_variant_and_seed(tmp_path
     assert (run_dir / "eval.json").is_file() and "self_play_reward" in results
     cfg, _ = load_agent(run_dir)
     assert cfg.loss.shaping_weight == 0.0 and cfg.train.batch_size == 8
+
+
+def test_user_errors_are_one_line_with_status_2_and_leave_no_run_directory(tmp_path):
+    """Issue 12's cases for loqa: a resume with nothing to resume, an enum value, a device, an
+    evaluation of a directory that is not a LOQA run."""
+    root = str(Path(__file__).resolve().parents[2])
+    env_dir = tmp_path / "work"
+    other = tmp_path / "coconet_run"  # another paper's run directory
+    env_dir.mkdir()
+    other.mkdir()
+    (other / "config.yaml").write_text("seed: 0\n")
+    (other / "run.json").write_text('{"paper": "coconet"}')
+    cases = [
+        (("loqa.train", "name=t/nothing", "resume=true"), "checkpoint"),
+        (("loqa.train", "model.actor=transformer"), "model.actor"),
+        (("loqa.train", "device=tpu"), "device"),
+        (("loqa.eval", "--run", str(env_dir)), "not a run directory"),
+        (("loqa.eval", "--run", str(other)), "is a coconet run, not a loqa run"),
+    ]
+    for args, words in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=env_dir,
+            env={**os.environ, "PYTHONPATH": root},
+        )
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and words in lines[0], (args, proc.stderr)
+    assert not (env_dir / "runs").exists(), "a refused run left a run directory behind"

@@ -314,3 +314,23 @@ def test_done_fires_on_the_last_step_and_stepping_after_it_is_an_error():
     assert env.step(torch.zeros(3, 2, dtype=torch.long))[2].all()
     with pytest.raises(RuntimeError, match="reset"):
         env.step(torch.zeros(3, 2, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "compile", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["eager", "compiled"]
+)
+def test_a_rejected_step_draws_nothing(compile):
+    """The stream after a rejected call equals the stream of an env that never saw the call."""
+    clean, rejected = CoinGame(seed=5, compile=compile), CoinGame(seed=5, compile=compile)
+    actions = torch.Generator().manual_seed(1)
+    clean.reset(8), rejected.reset(8)
+    for t in range(20):
+        if t in (3, 11):
+            for bad in (torch.full((8, 2), 4), torch.full((8, 2), -1)):
+                with pytest.raises(ValueError, match=r"\[0, 3\]"):
+                    rejected.step(bad)
+        step_actions = torch.randint(0, 4, (8, 2), generator=actions)
+        obs_a, rewards_a, _, _ = clean.step(step_actions)
+        obs_b, rewards_b, _, _ = rejected.step(step_actions)
+        assert torch.equal(obs_a, obs_b) and torch.equal(rewards_a, rewards_b), f"step {t}"
+    assert torch.equal(clean.generator.get_state(), rejected.generator.get_state())
