@@ -74,6 +74,7 @@ def derived(cfg, name: str, changes: dict | None = None):
     for key, value in (changes or {}).items():
         OmegaConf.update(copy, key, value, merge=False)
     copy.name = name
+    copy.overwrite = not cfg.resume  # a reproduction replaces the previous one of its scale
     return copy
 
 
