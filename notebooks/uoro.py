@@ -11,159 +11,105 @@
 # ---
 
 # %% [markdown]
-# # On the Variance of UORO (Cooijmans & Martens 2019): our measurements beside the paper's claims
+# # On the Variance of UORO (Cooijmans & Martens, arXiv:1902.02405): our measurements beside the paper
 #
-# Only the paper's abstract was available to us, so the paper column holds its **qualitative** claims;
-# every number is ours. This notebook reads `runs/uoro/quick/results.json` (written by `make uoro`) and,
-# where they exist, `runs/uoro/full/results.json`; without a run it falls back to the committed copy in
-# `results/uoro/`. It runs in seconds and says so when something is missing.
+# Reads `runs/uoro/quick/results.json` (from `make uoro`) or, without a run, the committed
+# `results/uoro/quick.json`, and the plots beside it. The paper's claims that are numbers come from
+# `uoro.reproduce.PAPER_NUMBERS` with their source; the bars are the checks of the quick run.
+# Runs in seconds and says so when something is missing.
 
 # %%
 import json
 from pathlib import Path
 
-from IPython.display import Image, Markdown, display
+from IPython.display import Image, display
 
-root = Path.cwd()
-while not (root / "pyproject.toml").exists() and root != root.parent:
-    root = root.parent
+from common.results import fmt
+from uoro.reproduce import HEADLINE, PAPER_NUMBERS
+
+ROOT = Path.cwd()
+while not (ROOT / "pyproject.toml").exists() and ROOT.parent != ROOT:
+    ROOT = ROOT.parent
 
 
 def load(scale):
     for path in (
-        root / "runs/uoro" / scale / "results.json",
-        root / "results/uoro" / f"{scale}_results.json",
+        ROOT / "runs/uoro" / scale / "results.json",
+        ROOT / "results/uoro" / f"{scale}.json",
     ):
-        if path.exists():
-            return json.loads(path.read_text()), path
+        if path.is_file():
+            print(f"{scale}: {path.relative_to(ROOT)}")
+            plots = path.parent if path.name == "results.json" else path.parent / scale
+            return json.loads(path.read_text()), plots
+    print(f"{scale}: no results yet (run `make uoro{'-full' if scale == 'full' else ''}`)")
     return None, None
 
 
-runs = {scale: load(scale) for scale in ("quick", "full")}
-for scale, (_results, path) in runs.items():
-    print(
-        f"{scale}: {path.relative_to(root) if path else 'no run yet (make uoro' + ('-full' if scale == 'full' else '') + ')'}"
-    )
+quick, quick_dir = load("quick")
+full, _ = load("full")
 
 # %% [markdown]
-# ## The checks
+# ## The checks on the quick run
 
 # %%
 CHECKS = [
+    ("total/h16/uoro_over_mean4", lambda v: 3.4 <= v <= 4.6, "in [3.4, 4.6]"),
+    ("total/h16/noproj_over_uoro", lambda v: v <= 0.10, "<= 0.10"),
+    ("total/h32/noproj_over_uoro", lambda v: v <= 0.05, "<= 0.05"),
+    ("total/h32/noproj_over_proj_unrescaled", lambda v: v <= 2 / 32, "<= 2/32"),
+    ("total/h16/rescaling_gain", lambda v: v >= 5, ">= 5"),
+    ("total/h16/time_scaling_gain", lambda v: v >= 5, ">= 5"),
+    ("total/h16/oracle_shaping_gain", lambda v: v >= 1.10, ">= 1.10"),
+    ("total/h32/oracle_shaping_gain", lambda v: v >= 1.20, ">= 1.20"),
+    ("total/h32/b_quarter_measured_over_predicted", lambda v: 0.75 <= v <= 1.25, "in [0.75, 1.25]"),
+    ("theory/max_rel_error_unrescaled", lambda v: v <= 0.25, "<= 0.25"),
     (
-        "RTRL = BPTT of the summed loss",
-        "rtrl/max_abs_diff_to_bptt",
-        lambda v: v < 1e-8,
-        "< 1e-8",
-        "(derived)",
+        "reinforce/h16/var_ratio_to_uoro_sigma_1e-3",
+        lambda v: abs(v - 1) <= 0.01,
+        "within 0.01 of 1",
     ),
-    (
-        "UORO unbiased",
-        "uoro/bias_in_stderrs",
-        lambda v: v < 3,
-        "< 3 stderr",
-        "unbiased (Tallec & Ollivier)",
-    ),
-    (
-        "rho matters",
-        "rho/nmse_ratio_no_rho_to_uoro",
-        lambda v: v >= 5,
-        ">= 5x",
-        "rho reduces variance",
-    ),
-    (
-        "reduction, radius 0.9",
-        "uoro_reduced/nmse_reduction_radius_0.9",
-        lambda v: v >= 1.5,
-        ">= 1.5x",
-        "reductions 'in theory and practice'",
-    ),
-    (
-        "reduction, radius 0.5",
-        "uoro_reduced/nmse_reduction_radius_0.5",
-        lambda v: v >= 2,
-        ">= 2x",
-        "as above",
-    ),
-    ("rank-4 control", "rank4/nmse_reduction", lambda v: 3 <= v <= 5, "in [3, 5]", "variance / k"),
-    (
-        "REINFORCE(1e-3) / UORO(rho=1)",
-        "reinforce_small_noise/nmse_ratio_to_gaussian_uoro_no_rho",
-        lambda v: abs(v - 1) <= 0.05,
-        "within 5%",
-        "UORO = REINFORCE with small hidden noise",
-    ),
-    (
-        "REINFORCE bias 0.1 / 1e-3",
-        "reinforce/bias_ratio_large_to_small_noise",
-        lambda v: v >= 10,
-        ">= 10x",
-        "equivalence only as noise -> 0",
-    ),
-    (
-        "NMSE radius 1.1 / 0.5",
-        "uoro/nmse_ratio_radius_1.1_to_0.5",
-        lambda v: v >= 1.5,
-        ">= 1.5x",
-        "variance grows with memory",
-    ),
-    ("RTRL final loss", "train/rtrl_final_loss", lambda v: v < 0.05, "< 0.05 nats", "—"),
-    ("UORO final loss", "train/uoro_final_loss", lambda v: v < 0.5, "< 0.5 nats", "—"),
-    ("UORO / TBPTT(1) loss", "train/uoro_to_tbptt1_final_loss", lambda v: v <= 0.5, "<= 0.5", "—"),
-    (
-        "reduced / UORO loss",
-        "train/uoro_reduced_to_uoro_final_loss",
-        lambda v: v <= 1.1,
-        "<= 1.1",
-        "—",
-    ),
+    ("reinforce/h16/no_baseline_var_ratio_sigma_1e-2_over_1e-1", lambda v: v >= 10, ">= 10"),
+    ("bias/max_abs_z_rescaled", lambda v: v <= 4, "<= 4"),
+    ("bias/max_abs_z_unrescaled", lambda v: v <= 5, "<= 5"),
+    ("cost/rtrl_over_uoro_time_h64", lambda v: v >= 5, ">= 5"),
 ]
-
-
-def table(results):
-    rows = ["| check | paper (abstract) | bar | ours | pass |", "|---|---|---|---|---|"]
-    for name, key, ok, bar, paper in CHECKS:
-        if key not in results:
-            rows.append(f"| {name} | {paper} | {bar} | missing | — |")
-            continue
-        value = results[key]
-        rows.append(f"| {name} | {paper} | {bar} | {value:.4g} | {'yes' if ok(value) else 'NO'} |")
-    return "\n".join(rows)
-
-
-for scale, (results, _path) in runs.items():
-    if results is None:
-        display(Markdown(f"**{scale}**: not run yet."))
-        continue
-    display(
-        Markdown(
-            f"### {scale} (wall clock {results.get('wall_clock_s', float('nan')):.0f} s)\n\n"
-            + table(results)
-        )
-    )
+rows = ["| key | paper | bar | ours (quick) | pass |", "|---|---|---|---|---|"]
+for key, ok, bar in CHECKS:
+    value = (quick or {}).get(key)
+    paper = PAPER_NUMBERS[key].value if key in PAPER_NUMBERS else None
+    verdict = "—" if value is None else ("yes" if ok(value) else "**no**")
+    rows.append(f"| {key} | {fmt(paper)} | {bar} | {fmt(value)} | {verdict} |")
+print("\n".join(rows))
 
 # %% [markdown]
-# ## Plots (ours; the paper's figures are unknown to us)
+# ## Total variance per estimator (measured, and predicted by the exact formula where one exists)
 
 # %%
-PLOTS = [
-    "nmse_over_time.png",
-    "nmse_vs_radius.png",
-    "nmse_vs_hidden.png",
-    "nmse_reduction.png",
-    "reinforce_vs_sigma.png",
-    "train_copy.png",
-    "train_chars.png",
-]
-for name in PLOTS:
-    candidates = [
-        root / "runs/uoro/quick-variance/plots" / name,
-        root / "runs/uoro/quick/plots" / name,
-        root / "results/uoro" / name,
-    ]
-    found = next((p for p in candidates if p.exists()), None)
-    if found is None:
-        print(f"{name}: not produced yet")
+if quick:
+    rows = ["| estimator | n | measured | measured / predicted |", "|---|---|---|---|"]
+    for key in sorted(k for k in quick if k.startswith("total/") and k.endswith("/rel_var")):
+        _, size, name, _ = key.split("/")
+        ratio = quick.get(f"total/{size}/{name}/measured_over_predicted")
+        rows.append(f"| {name} | {size[1:]} | {fmt(quick[key])} | {fmt(ratio)} |")
+    print("\n".join(rows))
+
+# %% [markdown]
+# ## Training on the copy task (ours): final losses and paired spreads over seeds
+
+# %%
+if quick:
+    for key in sorted(k for k in quick if k.startswith("train/")):
+        print(f"{key} = {fmt(quick[key])}")
+    print("headline:", {key: fmt(quick.get(key)) for key in HEADLINE})
+
+# %% [markdown]
+# ## Plots
+
+# %%
+for name in ("total_variance.png", "measured_vs_predicted.png", "reinforce_sigma.png", "alpha_schedules.png",
+             "train_copy.png", "nmse_over_time.png"):  # fmt: skip
+    path = quick_dir / name if quick_dir else None
+    if path is not None and path.is_file():
+        display(Image(filename=str(path)))
     else:
-        print(found.relative_to(root))
-        display(Image(filename=str(found)))
+        print(f"missing plot {name}")

@@ -1,9 +1,10 @@
-"""Evaluate a training run from its directory alone: final losses, the loss curve, results.json.
+"""Evaluate a training run from its directory alone: per-seed final losses, the loss curve, eval.json.
 
-    python -m uoro.eval --run runs/uoro/<name>
+    python -m uoro.eval --run runs/uoro/quick/train_uoro_seed1
 
 The final loss of a seed is its mean loss over the last ``train.final_window`` steps (from metrics.jsonl);
-the run's final loss is the mean over seeds.
+comparisons between estimators are reported as spreads over seeds (``paired_spread``), never as one ratio of
+means that a rerun could flip.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from common.runner import load_run_config, read_metrics
+from common.runner import CheckpointError, load_run_config, read_metrics
 
 
 def loss_curves(run_dir: Path | str) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +33,8 @@ def loss_curves(run_dir: Path | str) -> tuple[np.ndarray, np.ndarray]:
     return steps, losses
 
 
-def evaluate_run(run_dir: Path | str) -> dict[str, float]:
+def evaluate(run_dir: Path | str) -> dict[str, float]:
+    """Final losses (mean, spread and per seed) of one training run; writes eval.json and plots/loss.png."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     steps, losses = loss_curves(run_dir)
@@ -51,7 +54,7 @@ def evaluate_run(run_dir: Path | str) -> dict[str, float]:
         else float("nan"),
     }
     results.update({f"final_loss_seed{s}": float(v) for s, v in enumerate(final)})
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    (run_dir / "eval.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     from common.plots import learning_curves
 
     learning_curves(
@@ -65,17 +68,35 @@ def evaluate_run(run_dir: Path | str) -> dict[str, float]:
     return results
 
 
+def paired_spread(ours: dict, reference: dict) -> dict[str, float]:
+    """Per-seed differences of final losses (seed s of both runs shares its initialisation and data):
+    mean, standard deviation, and the fraction of seeds where ``ours`` is lower."""
+    seeds = int(min(ours["seeds"], reference["seeds"]))
+    diffs = np.array(
+        [ours[f"final_loss_seed{s}"] - reference[f"final_loss_seed{s}"] for s in range(seeds)]
+    )
+    return {
+        "diff_mean": float(diffs.mean()),
+        "diff_std": float(diffs.std(ddof=1)) if seeds > 1 else 0.0,
+        "lower_fraction": float((diffs < 0).mean()),
+    }
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
         prog="python -m uoro.eval", description=__doc__.strip().splitlines()[0]
     )
     parser.add_argument(
-        "--run", required=True, help="a training run directory, e.g. runs/uoro/quick-uoro"
+        "--run",
+        required=True,
+        help="a training run directory, e.g. runs/uoro/quick/train_uoro_seed1",
     )
     args = parser.parse_args(argv)
-    if not (Path(args.run) / "config.yaml").is_file():
-        parser.error(f"{args.run} is not a run directory (no config.yaml)")
-    results = evaluate_run(args.run)
+    try:
+        results = evaluate(args.run)
+    except (CheckpointError, ValueError, KeyError, json.JSONDecodeError) as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     for key in sorted(results):
         print(f"{key}: {results[key]:.4g}")
     return results

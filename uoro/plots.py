@@ -35,7 +35,7 @@ def variance_plots(plots_dir: Path | str, results: dict, curves: dict, cfg) -> l
     main = f"radius_{vc.main_radius:g}"
     paths = []
 
-    # NMSE over time, one line per estimator (the main variance figure, spec §7)
+    # NMSE over time, one line per estimator (ours)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, label in [
         (f"uoro_no_rho/{main}", "UORO, rho = 1"),
@@ -145,3 +145,93 @@ def training_plot(
         x=steps,
         logy=True,
     )
+
+
+TOTAL_LABELS = {
+    "uoro": "UORO (state space, rescaled)",
+    "uoro_unrescaled": "UORO, alpha = 1",
+    "preact": "preactivation, rescaled",
+    "preact_unrescaled": "preactivation, alpha = 1",
+    "preact_geometric": "preactivation, alpha = c^t",
+    "preact_optimal_alpha": "preactivation, optimal alpha_t",
+    "preact_b_quarter": "preactivation, Q0 = B^-1/4",
+    "preact_b_quarter_rescaled": "preactivation, Q0 = B^-1/4, rescaled",
+    "preact_joint": "preactivation, optimal alpha_t and Q0",
+    "noproj": "no spatial projection, rescaled",
+    "noproj_unrescaled": "no spatial projection, alpha = 1",
+}
+
+
+def total_variance_plots(plots_dir: Path | str, results: dict, plot_data: dict, cfg) -> list[Path]:
+    """The headline figures: total variance per estimator (measured, with the exact prediction where one
+    exists), measured vs predicted, REINFORCE vs sigma, and the oracle's alpha_t schedules."""
+    plots_dir, sizes, paths = Path(plots_dir), list(cfg.total.hidden_sizes), []
+    names = list(TOTAL_LABELS)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    height = 0.8 / len(sizes)
+    for i, n in enumerate(sizes):
+        y = np.arange(len(names)) + i * height
+        measured = [results[f"total/h{n}/{name}/rel_var"] for name in names]
+        ax.barh(y, measured, height=height, label=f"measured, n = {n}")
+        predicted = [results.get(f"total/h{n}/{name}/predicted_total", np.nan) for name in names]
+        ax.plot(predicted, y, "k|", markersize=10, label="exact prediction" if i == 0 else None)
+    ax.set_yticks(
+        np.arange(len(names)) + 0.4 - height / 2, [TOTAL_LABELS[n] for n in names], fontsize=8
+    )
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("total variance E|sum_t g_t - dL/dtheta|^2 / |dL/dtheta|^2")
+    ax.set_title(f"total gradient variance, T = {cfg.total.steps}, R = {cfg.total.streams}")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, plots_dir / "total_variance.png"))
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    pairs = [(results[k.replace("measured_over_predicted", "predicted_total")], results[k.replace("measured_over_predicted", "rel_var")], k)
+             for k in results if k.startswith("total/") and k.endswith("/measured_over_predicted")]  # fmt: skip
+    for predicted, measured, key in pairs:
+        ax.plot(
+            predicted,
+            measured,
+            "o",
+            label=key.removeprefix("total/").removesuffix("/measured_over_predicted"),
+        )
+    low = min(min(p, m) for p, m, _ in pairs) / 1.5
+    high = max(max(p, m) for p, m, _ in pairs) * 1.5
+    ax.plot([low, high], [low, high], "k--", lw=1, label="measured = predicted")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("predicted (exact closed form)")
+    ax.set_ylabel(f"measured over R = {cfg.total.streams} streams")
+    ax.set_title("unrescaled estimators: theory vs measurement")
+    ax.legend(fontsize=6)
+    paths.append(_save(fig, plots_dir / "measured_vs_predicted.png"))
+
+    curves = plot_data["reinforce"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.plot(curves["sigma"], curves["var"], "o-", label="REINFORCE, noise-free baseline")
+    ax.plot(curves["sigma"], curves["no_baseline_var"], "s-", label="REINFORCE, no baseline")
+    ax.plot(curves["sigma"], curves["diff_sq"], "^-", label="E|REINFORCE - UORO|^2 (same noise)")
+    ax.axhline(
+        curves["uoro_var"], color="k", ls="--", lw=1, label="UORO with the same Q0, alpha = 1"
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sigma")
+    ax.set_ylabel("relative to |dL/dtheta|^2")
+    ax.set_title(f"REINFORCE with shaped noise, n = {cfg.total.reinforce_hidden}")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, plots_dir / "reinforce_sigma.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n in sizes:
+        ax.plot(plot_data[n]["alpha_opt"], label=f"optimal alpha_t (Q0 = I), n = {n}")
+        ax.plot(plot_data[n]["alpha_joint"], ls=":", label=f"joint with Q0 = B^-1/4, n = {n}")
+    geometric = plot_data[sizes[0]]["geometric"]
+    ax.plot(geometric / np.exp(np.log(geometric).mean()), "k--", lw=1, label=f"c^t, n = {sizes[0]}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step t")
+    ax.set_ylabel("alpha_t (geometric mean 1)")
+    ax.set_title("oracle noise-scale schedules")
+    ax.legend(fontsize=7)
+    paths.append(_save(fig, plots_dir / "alpha_schedules.png"))
+    return paths

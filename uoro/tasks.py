@@ -2,9 +2,9 @@
 
 Both are batched streams with their own ``torch.Generator``: ``next() -> (inputs [N, d], targets [N])``.
 
-- copy (delayed recall, spec §3): a uniformly random symbol stream; the target at t is the input at t - lag,
+- copy (delayed recall; ours): a uniformly random symbol stream; the target at t is the input at t - lag,
   so the best loss is 0 nats and a memoryless predictor gets log(n_symbols).
-- chars (spec §3): next-character prediction on music21's bundled ABC folk-tune corpus; each stream reads
+- chars (ours): next-character prediction on music21's bundled ABC folk-tune corpus; each stream reads
   the text from its own random offset.
 """
 

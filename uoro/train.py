@@ -1,4 +1,4 @@
-"""Fully online RNN training with one gradient estimator (spec §3-4): update every step, no unrolling.
+"""Fully online RNN training with one gradient estimator: one update per step, no unrolling (our tasks).
 
     python -m uoro.train --config quick train.estimator=uoro [key=value ...]   # -> runs/uoro/<name>/
 
@@ -12,14 +12,16 @@ online method. Logs the per-seed mean loss over every ``log_every`` steps to met
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
 from common.config import parse_args
 from common.runner import Run
+from uoro.cells import init_params, loss_and_grads, make_cell
 from uoro.config import CONFIG_DIR, UoroConfig, dtype_of
-from uoro.model import init_params, loss_and_grads, make_cell, make_estimator
+from uoro.estimators import make_estimator
 from uoro.tasks import make_task
 
 
@@ -44,16 +46,9 @@ class OnlineRNN(torch.nn.Module):
         self.register_buffer("seed_of_stream", torch.arange(seeds).repeat_interleave(streams))
 
 
-def train(cfg) -> dict:
+def train(cfg) -> Path:
+    """One online training run (every seed of it batched); returns its run directory."""
     tc = cfg.train
-    if tc.seeds < 1 or tc.streams < 1 or tc.steps < 1:
-        raise ValueError(
-            f"train.seeds, train.streams and train.steps must be >= 1, got {tc.seeds}, {tc.streams}, {tc.steps}"
-        )
-    if tc.log_every < 1 or tc.final_window < tc.log_every:
-        raise ValueError(
-            f"need train.log_every >= 1 and train.final_window >= log_every, got {tc.log_every}, {tc.final_window}"
-        )
     with Run(cfg, paper="uoro") as run:
         print(f"run directory: {run.dir}")
         # ---------------------------------------------------------------- build
@@ -91,7 +86,7 @@ def train(cfg) -> dict:
                 g.reshape(tc.seeds, tc.streams, *g.shape[1:]).mean(1)
                 for g in (grad_theta, grad_w, grad_b)
             ]
-            # clip each seed's whole gradient at norm train.clip (spec §3)
+            # clip each seed's whole gradient at norm train.clip
             norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads))
             scale = (tc.clip / norms.clamp_min(1e-12)).clamp(max=1.0)
             for param, g in zip(model.parameters(), grads):
@@ -113,17 +108,14 @@ def train(cfg) -> dict:
                 window_start, tick = time.time(), step + 1
             run.maybe_checkpoint(step + 1)
         run.save(tc.steps)
-    from uoro.eval import evaluate_run
-
-    return evaluate_run(run.dir)
+    return run.dir
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> Path:
     cfg = parse_args(UoroConfig, CONFIG_DIR, __doc__, argv, prog="python -m uoro.train")
-    results = train(cfg)
-    for key in sorted(results):
-        print(f"{key}: {results[key]:.4g}")
-    return results
+    run_dir = train(cfg)
+    print(f"done; evaluate with: python -m uoro.eval --run {run_dir}")
+    return run_dir
 
 
 if __name__ == "__main__":

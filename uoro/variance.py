@@ -1,4 +1,5 @@
-"""The variance experiment (spec §2.5, ours): every estimator on one fixed trajectory, many noise streams.
+"""The per-step NMSE experiment (ours; secondary to the total variance of ``uoro.total_variance``): every
+estimator on one fixed trajectory, many noise streams.
 
     python -m uoro.variance --config quick [key=value ...]   # -> runs/uoro/<name>-variance/
 
@@ -23,19 +24,12 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from uoro.cells import init_params, loss_and_grads, make_cell, readout_loss
 from uoro.config import dtype_of
-from uoro.model import (
-    RTRL,
-    TBPTT,
-    UORO,
-    Reinforce,
-    init_params,
-    loss_and_grads,
-    make_cell,
-    make_estimator,
-    readout_loss,
-)
+from uoro.estimators import make_estimator
+from uoro.model import RTRL, TBPTT, UORO, Reinforce
 from uoro.tasks import make_task
+from uoro.variants import OUR_VARIANTS, UOROVariants
 
 # ------------------------------------------------------------------------------------------- the problem
 
@@ -105,7 +99,7 @@ def solve_exact(problem: Problem) -> Problem:
 
 
 def train_theta_rtrl(problem: Problem, task, steps: int, lr: float) -> Problem:
-    """Parameters after ``steps`` online RTRL+Adam steps on fresh data from ``task`` (spec §2.5: "fix theta
+    """Parameters after ``steps`` online RTRL+Adam steps on fresh data from ``task`` (ours: "fix theta
     ... after 500 RTRL steps"); returns a new Problem on the same evaluation sequence."""
     cell = problem.cell
     theta = problem.theta[None].clone().requires_grad_(True)
@@ -265,7 +259,7 @@ def run_reinforce(
     theta2, readout_w2, readout_b2 = problem.expand(2 * n_streams)  # streams eps, then -eps
     slices = cell.block_slices()
     generator = torch.Generator().manual_seed(seed)
-    uoro = UORO(generator, rho="none", noise="gaussian", eps=uoro_options.eps)
+    uoro = UORO(generator, alpha="one", noise="gaussian", eps=uoro_options.eps)
     uoro.reset(cell, n_streams, dtype=theta.dtype)
     reinforces = [Reinforce(s) for s in sigmas]
     h0 = torch.zeros(2 * n_streams, cell.n_hidden, dtype=theta.dtype)
@@ -293,9 +287,7 @@ def run_reinforce(
                 theta2,
                 x2,
                 torch.cat([eps, -eps]),
-                readout_w2,
-                readout_b2,
-                targets2,
+                lambda hh, y=targets2: readout_loss(hh, readout_w2, readout_b2, y),
                 clean_loss2,
             )
             estimate, mirrored = both[:n_streams], both[n_streams:]
@@ -306,10 +298,13 @@ def run_reinforce(
     return stats
 
 
-def make_uoro(kind: str, generator: torch.Generator, options, forget: bool = False) -> UORO:
-    """A UORO variant for the variance experiment (all streams share the trajectory)."""
-    options = {**OmegaConf.to_container(options), "metric_group": 1}
-    return make_estimator(kind, generator, shared_trajectory=True, forget=forget, **options)
+def make_uoro(kind: str, generator: torch.Generator, options, forget: bool = False):
+    """A UORO estimator for the variance experiment (all streams share the trajectory); ``forget`` is our
+    rank-one TBPTT(1) control."""
+    options = {**OmegaConf.to_container(options), "metric_group": 1, "shared_trajectory": True}
+    if forget:
+        return UOROVariants(generator, forget=True, **{**options, **OUR_VARIANTS.get(kind, {})})
+    return make_estimator(kind, generator, **options)
 
 
 SAME_COST_VARIANTS = ("uoro_blockwise", "uoro_grad_rho", "uoro_shaped")
@@ -408,7 +403,7 @@ def variance_experiment(cfg, log=None) -> tuple[dict[str, float], dict[str, np.n
 
 
 def headline_keys(results: dict[str, float], vc) -> dict[str, float]:
-    """The keys issue 7 names, derived from the detailed measurements."""
+    """The summary keys of the per-step NMSE view (ours), derived from the detailed measurements."""
     main = f"radius_{vc.main_radius:g}"
     out = {
         "uoro/nmse": results[f"uoro/{main}/nmse"],
@@ -448,7 +443,7 @@ def headline_keys(results: dict[str, float], vc) -> dict[str, float]:
 
 
 def rtrl_vs_bptt(problem: Problem) -> float:
-    """Max |sum_t g*_t - d(sum_t L_t)/dtheta| with the BPTT gradient from autograd (spec §6 check 1)."""
+    """Max |sum_t g*_t - d(sum_t L_t)/dtheta| with the BPTT gradient from autograd."""
     cell = problem.cell
     theta = problem.theta[None].clone().requires_grad_(True)
     _, readout_w, readout_b = problem.expand(1)

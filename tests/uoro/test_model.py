@@ -1,4 +1,5 @@
-"""Estimator semantics on tiny float64 nets: RTRL is exact, the UORO family is unbiased, the controls are not.
+"""Estimator semantics on tiny float64 nets: RTRL is exact, the paper's estimators and our variants are unbiased,
+the controls are not, and the generalised estimator is vanilla UORO bit for bit in its vanilla setting.
 
 Every estimator returns ``g_t = (dL_t/dh_t) J_t`` for the recurrent parameters at each step, so summing
 over t must reproduce the BPTT gradient of the summed loss (exactly for RTRL, in expectation for UORO).
@@ -7,20 +8,18 @@ over t must reproduce the BPTT gradient of the summed loss (exactly for RTRL, in
 import pytest
 import torch
 
-from uoro.model import (
-    RTRL,
-    TBPTT,
-    UORO,
+from uoro.cells import (
     Cell,
     GRUCell,
-    Reinforce,
     TanhRNNCell,
     init_params,
     loss_and_grads,
     make_cell,
-    make_estimator,
     readout_loss,
 )
+from uoro.estimators import make_estimator
+from uoro.model import RTRL, TBPTT, UORO, NoProjectionUORO, Reinforce
+from uoro.variants import UOROVariants
 
 torch.set_num_threads(1)
 F64 = torch.float64
@@ -99,6 +98,8 @@ def test_tanh_closed_form_derivatives_match_torch_func():
     [
         "uoro",
         "uoro_no_rho",
+        "uoro_preact",
+        "uoro_noproj",
         "uoro_blockwise",
         "uoro_grad_rho",
         "uoro_shaped",
@@ -121,7 +122,7 @@ def test_rank_one_tbptt1_estimate_is_detectably_biased():
     """The control: UORO that forgets its pair each step estimates TBPTT(1), not the gradient."""
     problem = tiny_problem(n_hidden=3, n_in=2, steps=5)
     exact = bptt_gradient(*problem)
-    forgetful = UORO(torch.Generator().manual_seed(3), forget=True)
+    forgetful = UOROVariants(torch.Generator().manual_seed(3), forget=True)
     estimates = summed_estimates(forgetful, *problem, n_streams=20000)
     z = (estimates.mean(0) - exact) / (estimates.std(0) / 20000**0.5).clamp_min(1e-12)
     assert z.abs().max() > 10
@@ -160,7 +161,7 @@ def test_reinforce_approaches_unscaled_gaussian_uoro_as_sigma_shrinks():
         readout_b.expand(n, -1),
     )
     gen = torch.Generator().manual_seed(5)
-    uoro = UORO(torch.Generator(), rho="none", noise="gaussian")
+    uoro = UORO(torch.Generator(), alpha="one", noise="gaussian")
     uoro.reset(cell, n, dtype=F64)
     small, large = Reinforce(1e-5), Reinforce(1e-1)
     for r in (small, large):
@@ -172,8 +173,9 @@ def test_reinforce_approaches_unscaled_gaussian_uoro_as_sigma_shrinks():
         h_next = cell(th, h, x)
         clean, dh, _, _ = loss_and_grads(h_next, vw, vb, y)
         u = uoro.step(cell, th, h, x, h_next, dh, noise=eps)
-        gap_small = (small.step(cell, th, x, eps, vw, vb, y, clean) - u).norm() / u.norm()
-        gap_large = (large.step(cell, th, x, eps, vw, vb, y, clean) - u).norm() / u.norm()
+        loss_fn = lambda hh: readout_loss(hh, vw, vb, y)  # noqa: B023, E731
+        gap_small = (small.step(cell, th, x, eps, loss_fn, clean) - u).norm() / u.norm()
+        gap_large = (large.step(cell, th, x, eps, loss_fn, clean) - u).norm() / u.norm()
         h = h_next
     assert gap_small < 1e-3, (
         f"REINFORCE at sigma=1e-5 should equal UORO(rho=1) to first order, gap {gap_small:.2g}"
@@ -191,7 +193,13 @@ def test_cells_and_estimators_reject_bad_input_with_a_clear_message():
     with pytest.raises(ValueError, match="sigma must be > 0"):
         Reinforce(0.0)
     with pytest.raises(ValueError, match="rho must be"):
-        UORO(torch.Generator(), rho="optimal")
+        UOROVariants(torch.Generator(), rho="optimal")
+    with pytest.raises(ValueError, match="space must be"):
+        UORO(torch.Generator(), space="parameter")
+    with pytest.raises(ValueError, match="alpha must be"):
+        UORO(torch.Generator(), alpha="schedule")
+    with pytest.raises(ValueError, match="needs a p = W a cell"):
+        NoProjectionUORO(torch.Generator()).reset(GRUCell(3, 2), 2)
     cell = TanhRNNCell(4, 2)
     with pytest.raises(ValueError, match=r"theta must be \[N, 28\]"):
         cell(torch.zeros(2, 5), torch.zeros(2, 4), torch.zeros(2, 2))
@@ -232,3 +240,30 @@ def test_shaped_uoro_pooling_statistics_over_streams_stays_unbiased():
     assert z.abs().max() < 5
     with pytest.raises(ValueError, match="metric_group=3"):
         make_estimator("uoro_shaped", torch.Generator(), metric_group=3).reset(problem[0], 10)
+
+
+@pytest.mark.parametrize(("new_alpha", "old_rho"), [("rescaled", "greedy"), ("one", "none")])
+def test_generalised_estimator_is_the_old_uoro_bit_for_bit_in_its_vanilla_setting(
+    new_alpha, old_rho
+):
+    """(state space, Q0 = I, Tallec-Ollivier rescaling) is vanilla UORO: same noise, same floats."""
+    cell, theta, readout_w, readout_b, inputs, targets = tiny_problem(n_hidden=5, n_in=3, steps=30)
+    n = 7
+    th, vw, vb = (
+        theta.expand(n, -1).contiguous(),
+        readout_w.expand(n, -1, -1),
+        readout_b.expand(n, -1),
+    )
+    new = UORO(torch.Generator().manual_seed(3), space="state", q0=None, alpha=new_alpha)
+    old = UOROVariants(torch.Generator().manual_seed(3), rho=old_rho)
+    new.reset(cell, n, dtype=F64)
+    old.reset(cell, n, dtype=F64)
+    h = torch.zeros(n, cell.n_hidden, dtype=F64)
+    for t in range(len(inputs)):
+        x = inputs[t].expand(n, -1)
+        h_next = cell(th, h, x)
+        _, dh, _, _ = loss_and_grads(h_next, vw, vb, targets[t].expand(n))
+        assert torch.equal(
+            new.step(cell, th, h, x, h_next, dh), old.step(cell, th, h, x, h_next, dh)
+        )
+        h = h_next
