@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from advantage_alignment.config import CONFIG_DIR, AAConfig
 from advantage_alignment.games import (
@@ -49,21 +49,14 @@ from advantage_alignment.networks import (
     ipd_state_values,
     split_params,
 )
-from common.config import ConfigError, parse_args
+from common.cli import entry_point
+from common.config import parse_args, validate
 from common.envs.matrix_games import STATE_NAMES
 from common.runner import Run
 
 PAPER = "advantage_alignment"
 # Player 2's own-view memory-1 state -> the global (player 1's view) state: CD <-> DC.
 TO_GLOBAL_STATE = (torch.arange(5), torch.tensor([0, 1, 3, 2, 4]))
-
-
-def validate(cfg: DictConfig) -> None:
-    """Build the dataclasses, running their __post_init__ checks; one-line ConfigError on failure."""
-    try:
-        OmegaConf.to_object(cfg)
-    except ValueError as err:
-        raise ConfigError(str(err).splitlines()[0]) from None
 
 
 def train(cfg: DictConfig) -> Path:
@@ -298,6 +291,7 @@ def _step(optimizer, loss, module, clip_norm: float) -> None:
     optimizer.step()
 
 
+@entry_point("python -m advantage_alignment.train")
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(
         AAConfig,
@@ -307,11 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         default_preset="ipd_quick",
         prog="python -m advantage_alignment.train",
     )
-    try:
-        run_dir = train(cfg)
-    except ConfigError as err:
-        print(f"python -m advantage_alignment.train: error: {err}", file=sys.stderr)
-        return 2
+    run_dir = train(cfg)
     print(f"trained: {run_dir}  (evaluate: python -m advantage_alignment.eval --run {run_dir})")
     return 0
 
