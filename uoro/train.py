@@ -70,7 +70,8 @@ def train(cfg) -> Path:
         seeds_of = model.seed_of_stream
 
         # ---------------------------------------------------------------- online loop
-        window_loss = torch.zeros(tc.seeds, dtype=torch.float64)
+        # The loss summed over the current log window is carried across steps: checkpointed as extra.
+        window_loss = run.extra.get("window_loss", torch.zeros(tc.seeds, dtype=torch.float64))
         window_start, tick = time.time(), start
         for step in run.steps(start, tc.steps, desc=f"uoro/{cfg.name}"):
             inputs, targets = (t.to(run.device) for t in task.next())
@@ -106,8 +107,8 @@ def train(cfg) -> Path:
                 run.log(step, metrics)  # labelled by the window's last step index
                 window_loss.zero_()
                 window_start, tick = time.time(), step + 1
-            run.maybe_checkpoint(step + 1)
-        run.save(tc.steps)
+            run.maybe_checkpoint(step + 1, window_loss=window_loss.clone())
+        run.save(tc.steps, window_loss=window_loss)
     return run.dir
 
 

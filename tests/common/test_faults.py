@@ -318,13 +318,6 @@ PAPER_CASES = {
 }
 
 
-UORO_WINDOW = (
-    "uoro.train sums the loss over a log window that a checkpoint can split, but does not checkpoint the "
-    "sum: pass it as extra (run.maybe_checkpoint(step + 1, window_loss=window_loss), read back from "
-    "run.extra after restore); parameters and optimiser state already resume exactly"
-)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
@@ -333,7 +326,7 @@ UORO_WINDOW = (
         "loqa",
         "loqa_coin",
         "meva",
-        pytest.param("uoro", marks=pytest.mark.xfail(reason=UORO_WINDOW, strict=False)),
+        "uoro",
     ],
 )
 def test_a_papers_training_survives_kills_exactly(tmp_path, case):
