@@ -97,8 +97,8 @@ def train(cfg) -> Path:
 
             # ---------------------------------------------------------------- logging
             window_loss += loss.reshape(tc.seeds, tc.streams).mean(1).double()
-            if (step + 1) % tc.log_every == 0:
-                per_seed = window_loss / tc.log_every
+            if run.log_due(step, tc.log_every):  # also the last step of a run shorter than a window
+                per_seed = window_loss / (step % tc.log_every + 1)
                 metrics = {"losses/loss": per_seed.mean(), "charts/grad_norm": norms.mean()}
                 metrics.update({f"losses/loss_seed{s}": per_seed[s] for s in range(tc.seeds)})
                 metrics["perf/steps_per_s"] = (step + 1 - tick) / max(

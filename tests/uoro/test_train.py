@@ -182,3 +182,24 @@ def test_char_task_reads_music21_abc_text():
     assert x.shape == (2, task.n_in) and 20 < task.n_in < 120
     x2, _ = task.next()
     assert torch.equal(x2.argmax(1), y), "the next input is the previous target"
+
+
+def test_a_run_shorter_than_its_log_window_trains_and_evaluates(tmp_path):
+    """Issue 12: `uoro.train train.steps=10 train.seeds=1` used to train, then crash."""
+    from uoro.eval import evaluate
+    from uoro.train import train
+
+    cfg = load_config(
+        UoroConfig,
+        "quick",
+        [
+            "train.steps=10",
+            "train.seeds=1",
+            "model.n_hidden=8",
+            f"out_dir={tmp_path}",
+            "name=short",
+        ],
+        CONFIG_DIR,
+    )
+    results = evaluate(train(cfg))
+    assert results, "a 10-step run with a 100-step log window has something to report"
