@@ -110,47 +110,6 @@ def clamp_beta_sample(sample: Tensor, eps: float = 1e-5) -> Tensor:
     return sample.clamp(eps, 1 - eps)
 
 
-class AgentBuffer:
-    """FIFO of past agents (actor and critic parameters), stacked [capacity, ...] so that a sample of
-    K agents is one indexing operation (the authors' agent buffer of past selves, Sec. 5)."""
-
-    def __init__(self, capacity: int):
-        if capacity < 1:
-            raise ValueError(f"agent buffer capacity must be >= 1, got {capacity}")
-        self.capacity = capacity
-        self.storage: Params = {}
-        self.size = 0
-        self.next = 0
-
-    def push(self, agent: nn.Module) -> None:
-        for name, value in agent.named_parameters():
-            if name not in self.storage:
-                self.storage[name] = value.new_zeros(self.capacity, *value.shape)
-            self.storage[name][self.next] = value.detach()
-        self.next = (self.next + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-
-    def sample(self, k: int, generator: torch.Generator | None = None) -> Params:
-        """k agents uniformly with replacement: {name: [k, ...]}."""
-        if self.size == 0:
-            raise ValueError("cannot sample from an empty agent buffer; push an agent first")
-        device = next(iter(self.storage.values())).device
-        index = torch.randint(0, self.size, (k,), generator=generator, device=device)
-        return {name: values[index] for name, values in self.storage.items()}
-
-    def state_dict(self) -> dict:
-        storage = {k: v[: self.size].clone() for k, v in self.storage.items()}
-        return {"storage": storage, "size": self.size, "next": self.next}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.size, self.next = state["size"], state["next"]
-        self.storage = {}
-        for name, values in state["storage"].items():
-            full = values.new_zeros(self.capacity, *values.shape[1:])
-            full[: values.shape[0]] = values
-            self.storage[name] = full
-
-
 def split_params(stacked: Params, prefix: str) -> Params:
     """The entries under `prefix.` (actor or critic) with the prefix removed."""
     return {k[len(prefix) + 1 :]: v for k, v in stacked.items() if k.startswith(prefix + ".")}

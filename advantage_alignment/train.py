@@ -42,13 +42,13 @@ from advantage_alignment.model import (
     paa_actor_loss,
 )
 from advantage_alignment.networks import (
-    AgentBuffer,
     TabularIPDPolicy,
     clamp_beta_sample,
     current_params,
     ipd_state_values,
     split_params,
 )
+from common.agent_buffer import AgentBuffer
 from common.cli import entry_point
 from common.config import parse_args, validate
 from common.envs.matrix_games import STATE_NAMES

@@ -33,6 +33,7 @@ from brs.model import (
     self_play_loss,
 )
 from brs.rollouts import play, summary
+from common.agent_buffer import AgentBuffer
 from common.config import parse_args
 from common.envs.agents import IPD_ALWAYS_COOPERATE, IPD_TIT_FOR_TAT
 from common.envs.coin_game import CoinGame
@@ -53,41 +54,6 @@ class IPDAgent(nn.Module):
     def __init__(self, init: Tensor):
         super().__init__()
         self.logits = nn.Parameter(init.clone())
-
-
-class AgentBuffer:
-    """FIFO of past leaders' parameters, stacked [capacity, ...] (the detective's replay of agents)."""
-
-    def __init__(self, capacity: int):
-        self.capacity, self.size, self.next = capacity, 0, 0
-        self.storage: dict[str, Tensor] = {}
-
-    def push(self, agent: nn.Module) -> None:
-        for name, value in agent.state_dict().items():
-            if name not in self.storage:
-                self.storage[name] = value.new_zeros(self.capacity, *value.shape)
-            self.storage[name][self.next] = value.detach()
-        self.next = (self.next + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-
-    def sample(self, count: int, generator: torch.Generator) -> dict[str, Tensor]:
-        """`count` past agents, uniformly with replacement: {name: [count, ...]}."""
-        index = torch.randint(0, self.size, (count,), generator=generator)
-        return {name: values[index] for name, values in self.storage.items()}
-
-    def state_dict(self) -> dict:
-        return {
-            "storage": {k: v[: self.size].clone() for k, v in self.storage.items()},
-            "size": self.size,
-            "next": self.next,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        self.size, self.next = state["size"], state["next"]
-        self.storage = {}
-        for name, values in state["storage"].items():
-            self.storage[name] = values.new_zeros(self.capacity, *values.shape[1:])
-            self.storage[name][: values.shape[0]] = values
 
 
 # ----------------------------------------------------------------------------------------------- IPD

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from common.agent_buffer import AgentBuffer
 from common.cli import entry_point
 from common.config import parse_args, validate
 from common.envs.agents import IPD_ALWAYS_COOPERATE, IPD_ALWAYS_DEFECT, coin_always_defect
@@ -31,7 +32,6 @@ from loqa.config import CONFIG_DIR, LoqaConfig
 from loqa.league import BotPlayer, LearnedPlayer, ipd_pair, play_coin_match
 from loqa.model import critic_loss, ema_update, loqa_actor_losses
 from loqa.networks import (
-    AgentBuffer,
     LoqaAgent,
     Params,
     build_agent,

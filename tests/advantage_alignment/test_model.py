@@ -12,7 +12,8 @@ from advantage_alignment.model import (
     paa_actor_loss,
     past_own_advantage,
 )
-from advantage_alignment.networks import AgentBuffer, RecurrentNet, ipd_state_values
+from advantage_alignment.networks import RecurrentNet, ipd_state_values
+from common.agent_buffer import AgentBuffer
 from common.envs.matrix_games import exact_discounted_return
 
 

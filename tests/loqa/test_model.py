@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common.agent_buffer import AgentBuffer
 from common.envs.ipd import state_index
 from loqa.model import (
     critic_loss,
@@ -19,7 +20,7 @@ from loqa.model import (
     magic_box,
     opponent_log_prob,
 )
-from loqa.networks import MLP, AgentBuffer, PolaGRU, TabularIPDActor
+from loqa.networks import MLP, PolaGRU, TabularIPDActor
 
 B, T, A = 3, 6, 2
 GAMMA, LAM = 0.9, 0.8
