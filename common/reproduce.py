@@ -73,8 +73,9 @@ def summary_table(scale: str = "quick", out_dir: Path | str = "runs") -> str:
     lines = [
         f"# Ours ({scale} scale) vs. the papers",
         "",
-        f"Written by `make quick` (`python -m common.reproduce summary`) from `runs/<paper>/{scale}/results.json`;"
-        " each paper's README has the full table with the sources of the paper's numbers.",
+        f"Written by `make quick` (`python -m common.reproduce summary`) from `runs/<paper>/{scale}/results.json`"
+        f" (or, for a paper not run here, its published `results/<paper>/{scale}.json`); each paper's README"
+        " has the full table with the sources of the paper's numbers.",
         "",
         "| package | paper | key | paper's value | ours | wall clock (s) |",
         "|---|---|---|---|---|---|",
@@ -85,6 +86,8 @@ def summary_table(scale: str = "quick", out_dir: Path | str = "runs") -> str:
             lines.append(f"| `{paper}` | {title} | — | — | not implemented yet | — |")
             continue
         path = results_path(paper, scale, out_dir)
+        if not path.exists():  # not run here: the published copy, if there is one
+            path = REPO_ROOT / "results" / paper / f"{scale}.json"
         if not path.exists():
             lines.append(f"| `{paper}` | {title} | — | — | not run yet (`make {paper}`) | — |")
             continue
