@@ -111,11 +111,8 @@ def evaluate(run_dir: Path | str, episodes: int | None = None) -> dict[str, floa
             results[f"vs_{name}_own_coin_fraction"] = match["own_coin_fraction_0"]
             results[f"{name}_reward"] = match["reward_1"]
     # A shipped model directory stays as committed: its evaluation goes under runs/.
-    out = (
-        run_dir
-        if (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir()
-        else (Path("runs") / "loqa" / "eval" / run_dir.name)
-    )
+    shipped = (run_dir / "weights.safetensors").is_file()
+    out = Path("runs") / "loqa" / "eval" / run_dir.name if shipped else run_dir
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     plot_run(out, cfg, agent)
