@@ -215,14 +215,6 @@ def load_model(directory: Path | str) -> tuple[dict[str, Any], Any]:
 
 
 # ---------------------------------------------------------------------------- command lines
-def one_line_error(prog: str, err: BaseException) -> int:
-    print(
-        f"{prog}: error: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
-        file=sys.stderr,
-    )
-    return 2
-
-
 def reproduce_cli(
     paper: str,
     main: Callable[[str, list[str]], Mapping[str, float]],
@@ -230,9 +222,9 @@ def reproduce_cli(
     scales: tuple[str, ...] = DEFAULT_SCALES,
     argv: list[str] | None = None,
 ) -> int:
-    """``python -m <paper>.reproduce [scale] [key=value ...]``: run ``main`` and print its results."""
-    from common.config import ConfigError
-    from common.runner import CheckpointError
+    """``python -m <paper>.reproduce [scale] [key=value ...]``: run ``main`` and print its results; a user
+    error (bad key or value, refused resume) is one line and exit status 2 (``common.cli``)."""
+    from common.cli import one_line_errors
 
     parser = argparse.ArgumentParser(
         prog=f"python -m {paper}.reproduce",
@@ -244,13 +236,8 @@ def reproduce_cli(
     parser.add_argument("scale", nargs="?", default="quick", choices=scales)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors(parser.prog):
         results = main(args.scale, list(args.overrides))
-    except (ConfigError, CheckpointError, FileNotFoundError) as err:
-        return one_line_error(parser.prog, err)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
     for key in sorted(results):
         print(f"{key} = {fmt(results[key])}")
     return 0
