@@ -33,6 +33,7 @@ from advantage_alignment.train import ipd_evaluate
 from common import league
 from common.envs.matrix_games import STATE_NAMES
 from common.plots import bar_chart, heatmap, learning_curves
+from common.results import print_results
 from common.runner import CheckpointError, load_checkpoint, load_run_config, read_metrics
 
 PLAYERS = ("agent", "always_cooperate", "always_defect", "random")
@@ -243,8 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, FileNotFoundError, ValueError) as err:
         print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
-    for key in sorted(results):
-        print(f"{key} = {results[key]:.4g}")
+    print_results(results)
     return 0
 
 

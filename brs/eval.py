@@ -33,6 +33,7 @@ from common.config import ConfigError
 from common.envs.agents import coin_always_cooperate, coin_always_defect
 from common.envs.matrix_games import STATE_NAMES
 from common.plots import bar_chart, learning_curves
+from common.results import print_results
 from common.runner import CheckpointError, load_checkpoint, load_run_config, read_metrics
 
 
@@ -238,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, KeyError, RuntimeError) as err:
         print(f"{parser.prog}: error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
-    for key in sorted(results):
-        print(f"{key} = {results[key]:.4g}")
+    print_results(results)
     return 0
 
 

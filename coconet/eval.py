@@ -55,6 +55,7 @@ from common.music import (
     pianoroll_to_voices,
     voices_to_pianoroll,
 )
+from common.results import print_results
 from common.runner import pick_device, read_metrics, set_threads
 
 
@@ -466,8 +467,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.run} is not a run directory (no config.yaml); train one with coconet.train"
         )
     results = evaluate(args.run, audio=not args.no_audio)
-    for key in sorted(results):
-        print(f"{key}: {results[key]:.4g}")
+    print_results(results)
 
 
 if __name__ == "__main__":

@@ -464,11 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     roots = [r for r in args.runs_root if r != "runs" or Path(r).is_dir()]
     # Run as __main__, this module is a second copy: the papers register into common.league's registry.
     from common import league
+    from common.results import print_results
 
     results = league.run_league(roots, args.out, args.scale, args.episodes, args.seed)
-    for key in sorted(results):
-        if not key.endswith("_se"):
-            print(f"{key} = {results[key]:.4g}")
+    print_results(results, skip=("_se",))
     return 0
 
 

@@ -215,6 +215,13 @@ def load_model(directory: Path | str) -> tuple[dict[str, Any], Any]:
 
 
 # ---------------------------------------------------------------------------- command lines
+def print_results(results: Mapping[str, float], skip: tuple[str, ...] = ()) -> None:
+    """One ``key = value`` line per result, sorted (keys ending in any of ``skip`` left out)."""
+    for key in sorted(results):
+        if not key.endswith(skip):
+            print(f"{key} = {fmt(results[key])}")
+
+
 def reproduce_cli(
     paper: str,
     main: Callable[[str, list[str]], Mapping[str, float]],
@@ -236,10 +243,12 @@ def reproduce_cli(
     parser.add_argument("scale", nargs="?", default="quick", choices=scales)
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
-    with one_line_errors(parser.prog):
-        results = main(args.scale, list(args.overrides))
-    for key in sorted(results):
-        print(f"{key} = {fmt(results[key])}")
+    try:
+        with one_line_errors(parser.prog):
+            results = main(args.scale, list(args.overrides))
+    except SystemExit as stop:  # the one line is printed; the status is returned to the driver
+        return int(stop.code or 0)
+    print_results(results)
     return 0
 
 

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common.results import print_results
 from common.runner import CheckpointError, atomic_write_text, load_run_config, read_metrics  # noqa: E402
 from realjam.data import chorale_songs, folk_songs, song_tokens, transpose_song  # noqa: E402
 from realjam.rl import kl_per_position  # noqa: E402
@@ -292,8 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     except CheckpointError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    for key in sorted(results):
-        print(f"{key}: {results[key]:.4g}")
+    print_results(results)
 
 
 if __name__ == "__main__":

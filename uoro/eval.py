@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.results import print_results
 from common.runner import CheckpointError, load_run_config, read_metrics
 
 
@@ -97,8 +98,7 @@ def main(argv=None) -> dict:
     except (CheckpointError, ValueError, KeyError, json.JSONDecodeError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    for key in sorted(results):
-        print(f"{key}: {results[key]:.4g}")
+    print_results(results)
     return results
 
 

@@ -332,13 +332,13 @@ def run(cfg, log=print) -> dict[str, float]:
 
 def main(argv=None) -> dict[str, float]:
     from common.config import parse_args
+    from common.results import print_results
     from uoro.config import CONFIG_DIR, UoroConfig
 
     cfg = parse_args(UoroConfig, CONFIG_DIR, __doc__, argv, prog="python -m uoro.total_variance")
     cfg.name = f"{cfg.name}-total"
     results = run(cfg)
-    for key in sorted(results):
-        print(f"{key}: {results[key]:.4g}")
+    print_results(results)
     return results
 
 
