@@ -68,8 +68,8 @@ $(addsuffix -full,$(PAPERS)): %-full: setup
 coconet-medium: setup ## Coconet's medium model (<= 60 min on 2 cores; ARGS="resume=true" continues it)
 	$(PY) -m common.reproduce coconet medium $(ARGS)
 
-league: setup ## cross-paper league over the quick runs in runs/ (names missing methods; train them with make <paper>)
-	$(PY) -m common.league $(ARGS)
+league: setup ## cross-paper league over the quick runs in runs/ (trains the papers that have no runs yet)
+	$(PY) -m common.league --train-missing $(ARGS)
 
 clean: ## remove runs/ (keeps .venv and results/)
 	rm -rf runs

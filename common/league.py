@@ -413,14 +413,27 @@ def run_league(
     episodes: int = 256,
     seed: int = 0,
     packages: list[str] | None = None,
+    train_missing: bool = False,
 ) -> dict[str, float]:
-    """Discover, play, plot; writes <out_dir>/league/<scale>/results.json and league.json."""
+    """Discover, play, plot; writes <out_dir>/league/<scale>/results.json and league.json.
+    train_missing: first train (``common.reproduce <paper> <scale>``) each paper that has no runs."""
     from common.results import write_results
 
     load_registrations(packages)
     run_dirs = discover(roots, scale)
     registered = sorted({f"{m}/{g}" for m, g in REGISTRY})
     missing = [k for k in registered if tuple(k.split("/")) not in run_dirs]
+    if missing and train_missing:
+        # Each paper whose runs are missing trains once, at this scale, into runs/ (its default).
+        from common.reproduce import run_paper
+
+        for paper in sorted({REGISTRY[tuple(k.split("/"))].paper for k in missing}):
+            print(f"league: training {paper} at {scale} scale (no runs of it yet)", file=sys.stderr)
+            if run_paper(paper, [scale]) != 0:
+                raise UsageError(f"training {paper} for the league failed")
+        roots = [*roots, "runs"] if "runs" not in [str(r) for r in roots] else roots
+        run_dirs = discover(roots, scale)
+        missing = [k for k in registered if tuple(k.split("/")) not in run_dirs]
     if missing:
         print(
             "league: no runs for " + ", ".join(missing) + " (train them with `make <paper>`)",
@@ -457,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs", help="writes <out>/league/<scale>/results.json")
     parser.add_argument("--episodes", type=int, default=256, help="Coin Game games per match")
     parser.add_argument("--seed", type=int, default=0, help="seed of the league's games")
+    parser.add_argument(
+        "--train-missing",
+        action="store_true",
+        help="first train (at --scale) every paper whose registered methods have no runs",
+    )
     args = parser.parse_args(argv)
     if args.episodes < 2:
         raise UsageError(f"--episodes must be >= 2, got {args.episodes}")
@@ -466,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     from common import league
     from common.results import print_results
 
-    results = league.run_league(roots, args.out, args.scale, args.episodes, args.seed)
+    results = league.run_league(
+        roots, args.out, args.scale, args.episodes, args.seed, train_missing=args.train_missing
+    )
     print_results(results, skip=("_se",))
     return 0
 

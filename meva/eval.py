@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from common import league
 from common.cli import entry_point
 from common.envs.matrix_games import STATE_NAMES  # noqa: E402
 from common.learners import LEARNERS, Learner, play  # noqa: E402
@@ -152,6 +153,25 @@ def evaluate(run_dir: Path | str) -> dict[str, float]:
     (run_dir / "eval.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     (run_dir / "curves.json").write_text(json.dumps(curves) + "\n")
     return results
+
+
+def league_ipd_policy(run_dir: Path) -> torch.Tensor:
+    """League loader (common.league): the memory-1 policy P(C | start, CC, CD, DC, DD) [5] that MeVa
+    self-play reaches from the uniform policy (logits 0) after ``eval.iterates`` simultaneous updates,
+    seat 1's (the start is symmetric, so both seats end alike). MeVa is a learning rule, not a policy:
+    this is the policy it settles on, the way the paper reads its IPD results at the last iterate."""
+    cfg, game, value = load_run(run_dir)
+    if game.name != "ipd":
+        raise CheckpointError(f"{run_dir} is a {game.name} run, not an IPD run")
+    meva = meva_learner(value, game.horizon)
+    start = torch.zeros(1, game.n_params, dtype=torch.float64)
+    x1, _, _, _ = play(
+        meva, meva, start, start.clone(), game.returns, cfg.game.lr, cfg.eval.iterates
+    )
+    return torch.sigmoid(x1[0]).detach()
+
+
+league.register("meva", "ipd", league_ipd_policy, paper="meva", pattern="ipd_meva_seed*")
 
 
 def landscape_panel(ax, cfg, game: Game, value: MetaValue, starts: int = 5, iterates: int = 100):

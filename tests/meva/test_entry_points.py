@@ -130,3 +130,14 @@ def test_missing_or_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     (run_dir / "config.yaml").unlink()
     proc = cli("meva.eval", "--run", str(run_dir))
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
+
+
+def test_league_loads_the_ipd_policy_meva_self_play_settles_on(tmp_path):
+    from common import league
+
+    run_dir = train(tiny_cfg(tmp_path, "game.name=ipd", "name=quick/ipd_meva_seed3"))
+    assert league.discover([tmp_path], "quick", "ipd")[("meva", "ipd")] == [run_dir]
+    policy = league.load("meva", "ipd", run_dir)
+    assert policy.shape == (5,) and bool(((policy >= 0) & (policy <= 1)).all())
+    with pytest.raises(CheckpointError, match="not an IPD run"):
+        league.load("meva", "ipd", train(tiny_cfg(tmp_path, "game.name=chicken", "name=toyrun")))
