@@ -67,7 +67,10 @@ class Planner:
     def __init__(self, agents: dict[str, Agent]):
         self.agents = agents
         self.queue: asyncio.Queue = asyncio.Queue()
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="realjam-planner")
+        # One thread, one torch thread (CONTRACT: the box is shared; two intra-op threads fight there).
+        self.pool = ThreadPoolExecutor(
+            1, thread_name_prefix="realjam-planner", initializer=torch.set_num_threads, initargs=(1,)
+        )
         self.batches: list[int] = []  # batch sizes, for the benchmark and the tests
         self.task: asyncio.Task | None = None
 
