@@ -23,9 +23,15 @@ from realjam.jamsim import measure  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="runs/realjam/quick", help="folder with rl_seed*, mle_seed*, teacher_seed*")
+    parser.add_argument(
+        "--runs",
+        default="runs/realjam/quick",
+        help="folder with rl_seed*, mle_seed*, teacher_seed*",
+    )
     parser.add_argument("--beats", type=int, default=64, help="length of each simulated jam")
-    parser.add_argument("--sessions", type=int, default=8, help="concurrent jams in the second part")
+    parser.add_argument(
+        "--sessions", type=int, default=8, help="concurrent jams in the second part"
+    )
     args = parser.parse_args()
     if not Path(args.runs).is_dir():
         parser.exit(0, f"skip: {args.runs} does not exist (run `make realjam` first)\n")

@@ -160,11 +160,16 @@ async def play_jam(
     return log
 
 
-async def jam_many(url: str, settings: dict, sessions: int, beats: int, seed: int = 0) -> list[JamLog]:
+async def jam_many(
+    url: str, settings: dict, sessions: int, beats: int, seed: int = 0
+) -> list[JamLog]:
     """``sessions`` players jamming at once, each with its own melody (their requests meet in batches)."""
     return list(
         await asyncio.gather(
-            *(play_jam(url, {**settings, "seed": seed + i}, beats, seed=seed + i) for i in range(sessions))
+            *(
+                play_jam(url, {**settings, "seed": seed + i}, beats, seed=seed + i)
+                for i in range(sessions)
+            )
         )
     )
 
@@ -211,10 +216,54 @@ class ServerProcess:
             self.proc.wait(10)
 
 
-DEFAULT_JAM = {"bpm": 120.0, "lookahead": 16, "commit": 8, "silence_beats": 8, "temperature": 1.0, "model": "rl"}
+DEFAULT_JAM = {
+    "bpm": 120.0,
+    "lookahead": 16,
+    "commit": 8,
+    "silence_beats": 8,
+    "temperature": 1.0,
+    "model": "rl",
+}
 
 
-def measure(runs: str | Path, beats: int = 64, sessions: int = 8, settings: dict | None = None) -> dict:
+def plot_latency(one: list[JamLog], many: list[JamLog], path: Path) -> None:
+    """Histogram of request-to-plan latency, alone and with 8 jams, with p50/p95/p99 and the budgets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for logs, label, color in (
+        (one, "1 jam", "tab:blue"),
+        (many, f"{len(many)} jams at once", "tab:orange"),
+    ):
+        x = np.array([v for log in logs for v in log.latencies_ms()])
+        ax.hist(x, bins=40, alpha=0.6, color=color, density=True, label=label)
+        for q, style in ((50, "-"), (95, "--"), (99, ":")):
+            ax.axvline(np.percentile(x, q), color=color, ls=style, lw=1)
+    log = one[0]
+    budget = 1000 * log.frame_s * (log.settings["lookahead"] - BEAT - log.settings["commit"])
+    ax.axvline(1000 * log.frame_s, color="k", lw=1, label="one frame (sixteenth)")
+    ax.axvline(budget, color="r", lw=1, label="budget before a frame is late")
+    ax.set_xlabel("request -> plan latency (ms); lines: p50 solid, p95 dashed, p99 dotted")
+    ax.set_ylabel("density")
+    ax.set_title(
+        f"{log.frames // BEAT}-beat jams at {log.settings['bpm']:g} BPM, lookahead {log.settings['lookahead']}"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def measure(
+    runs: str | Path,
+    beats: int = 64,
+    sessions: int = 8,
+    settings: dict | None = None,
+    plot_to: Path | None = None,
+) -> dict:
     """The issue-19 benchmark against the agents of ``runs`` (e.g. runs/realjam/quick): a ``beats``-beat
     jam at 120 BPM alone, then ``sessions`` at once. Result keys as in results.json (latency/..., latency8/...,
     protocol/...), plus the 1-minute load average while it ran."""
@@ -224,6 +273,8 @@ def measure(runs: str | Path, beats: int = 64, sessions: int = 8, settings: dict
         one = asyncio.run(jam_many(server.url, settings, 1, beats))
         many = asyncio.run(jam_many(server.url, settings, sessions, beats, seed=100))
     a, b = summarise(one), summarise(many)
+    if plot_to is not None:
+        plot_latency(one, many, Path(plot_to))
     out = {f"latency/{k}": a[k] for k in ("p50_ms", "p95_ms", "p99_ms")}
     out.update({f"latency{sessions}/{k}": b[k] for k in ("p50_ms", "p95_ms", "p99_ms")})
     for key in ("late_frames", "committed_changes", "plans_short_of_lookahead"):

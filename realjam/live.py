@@ -26,7 +26,9 @@ from realjam.sampling import FREE, Agent, Plan
 from realjam.tokens import BOS, CHORD_SILENCE, encode_melody, interleave
 
 BEAT = 4  # frames per beat (sixteenth notes)
-MIN_CONTEXT = 16  # frames of history a plan keeps at least (lookahead <= agent.max_frames - MIN_CONTEXT)
+MIN_CONTEXT = (
+    16  # frames of history a plan keeps at least (lookahead <= agent.max_frames - MIN_CONTEXT)
+)
 LIMITS = {  # what a client may ask for; anything else is an error message, never a crash
     "bpm": (20.0, 400.0),
     "temperature": (0.0, 5.0),
@@ -69,9 +71,13 @@ class Settings:
         if not lo <= self.bpm <= hi:
             raise ProtocolError(f"bpm must be in {lo:g}..{hi:g}, got {self.bpm:g}")
         if not 1 <= self.lookahead <= max_lookahead:
-            raise ProtocolError(f"lookahead must be 1..{max_lookahead} frames, got {self.lookahead}")
+            raise ProtocolError(
+                f"lookahead must be 1..{max_lookahead} frames, got {self.lookahead}"
+            )
         if not 0 <= self.commit <= self.lookahead:
-            raise ProtocolError(f"commit must be 0..lookahead ({self.lookahead}), got {self.commit}")
+            raise ProtocolError(
+                f"commit must be 0..lookahead ({self.lookahead}), got {self.commit}"
+            )
         lo, hi = LIMITS["silence_beats"]
         if not lo <= self.silence_beats <= hi:
             raise ProtocolError(f"silence_beats must be {lo}..{hi}, got {self.silence_beats}")
@@ -164,12 +170,16 @@ class JamSession:
         if len(events) > LIMITS["events_per_message"]:
             raise ProtocolError(f"at most {LIMITS['events_per_message']} events per message")
         if len(self.events) + len(events) > LIMITS["events_per_session"]:
-            raise ProtocolError("this jam has too many note events; send 'reset' to start a new one")
+            raise ProtocolError(
+                "this jam has too many note events; send 'reset' to start a new one"
+            )
         for e in events:
             if not 0 <= e.pitch <= 127:
                 raise ProtocolError(f"pitch must be 0..127, got {e.pitch}")
             if not 0 <= e.frame < max(frame, 1):
-                raise ProtocolError(f"event frame {e.frame} is not before the request frame {frame}")
+                raise ProtocolError(
+                    f"event frame {e.frame} is not before the request frame {frame}"
+                )
         self.events.extend(events)
         self.last_frame = frame
         s = self.settings
@@ -177,9 +187,13 @@ class JamSession:
             return None
         intro = not self.chords
         history = self.chords[:frame] + [CHORD_SILENCE] * (frame - len(self.chords))
-        n_commit = min(max(self.committed_until - frame, 0), s.lookahead) if self.honor_commit else 0
+        n_commit = (
+            min(max(self.committed_until - frame, 0), s.lookahead) if self.honor_commit else 0
+        )
         committed = self.chords[frame : frame + n_commit]
-        return Request(self, frame, melody_tokens(self.events, frame), history + committed, n_commit, intro)
+        return Request(
+            self, frame, melody_tokens(self.events, frame), history + committed, n_commit, intro
+        )
 
     def accept(self, request: Request, plan: Plan) -> None:
         """Store a plan: chords up to its start are history, the plan's first ``commit`` frames are fixed."""
@@ -214,7 +228,9 @@ class Decoder:
         self.model = model
         e = model.embed
         with torch.no_grad():
-            self.table = e.token.weight + e.pitch_class.weight[e.pc_of] + e.detail.weight[e.detail_of]
+            self.table = (
+                e.token.weight + e.pitch_class.weight[e.pc_of] + e.detail.weight[e.detail_of]
+            )
             self.position = model.position.weight.detach().clone()
         self.heads = model.blocks[0].attn.heads
         self.layers = []
@@ -272,7 +288,10 @@ class Decoder:
             self.k[i][:, :, col] = k
             self.v[i][:, :, col] = v
             y = F.scaled_dot_product_attention(
-                q[:, :, None], self.k[i][:, :, : col + 1], self.v[i][:, :, : col + 1], attn_mask=mask
+                q[:, :, None],
+                self.k[i][:, :, : col + 1],
+                self.v[i][:, :, : col + 1],
+                attn_mask=mask,
             )
             x = x + out(y.reshape(b, 1, -1))
             x = x + mlp(norm2(x))
@@ -280,7 +299,9 @@ class Decoder:
         chord_next = self.pos % 2 == 0  # BOS and melody tokens sit at even positions
         self.pos = self.pos + 1
         logits = self.model.head(self.model.norm(x))[:, 0]
-        return logits + torch.where(chord_next[:, None], self.type_bias[True], self.type_bias[False])
+        return logits + torch.where(
+            chord_next[:, None], self.type_bias[True], self.type_bias[False]
+        )
 
 
 def _draw_rows(logits: torch.Tensor, temperatures: torch.Tensor, generators: list) -> torch.Tensor:
@@ -341,7 +362,9 @@ def fill_intros(agent: Agent, requests: list[Request]) -> None:
         token = torch.full((len(group),), BOS)
         for t in range(length):
             logits = agent.teacher(token[:, None], memory, cache)[:, -1]
-            token = _draw_rows(logits, torch.tensor(logits_temps), [r.session.generator for r in group])
+            token = _draw_rows(
+                logits, torch.tensor(logits_temps), [r.session.generator for r in group]
+            )
             for row, r in enumerate(group):
                 r.chords[r.frame - length + t] = int(token[row])
 

@@ -46,7 +46,9 @@ from realjam.store import load_stage
 
 CLIENT_DIR = Path(__file__).parent / "client"
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
-MAX_MESSAGE = 64 * 1024  # bytes of one message we read; larger ones get an error (up to 1 MiB) or a close
+MAX_MESSAGE = (
+    64 * 1024
+)  # bytes of one message we read; larger ones get an error (up to 1 MiB) or a close
 MAX_SESSIONS = 64
 MAX_BATCH = 16
 
@@ -69,7 +71,10 @@ class Planner:
         self.queue: asyncio.Queue = asyncio.Queue()
         # One thread, one torch thread (CONTRACT: the box is shared; two intra-op threads fight there).
         self.pool = ThreadPoolExecutor(
-            1, thread_name_prefix="realjam-planner", initializer=torch.set_num_threads, initargs=(1,)
+            1,
+            thread_name_prefix="realjam-planner",
+            initializer=torch.set_num_threads,
+            initargs=(1,),
         )
         self.batches: list[int] = []  # batch sizes, for the benchmark and the tests
         self.task: asyncio.Task | None = None
@@ -97,7 +102,9 @@ class Planner:
             requests = [r for r, _ in batch]
             try:
                 plans = await loop.run_in_executor(self.pool, plan_batch, self.agents, requests)
-            except Exception as err:  # a bug must not kill the worker: every waiting session hears of it
+            except (
+                Exception
+            ) as err:  # a bug must not kill the worker: every waiting session hears of it
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(RuntimeError(f"planning failed: {err}"))
@@ -133,7 +140,9 @@ def _events(raw) -> list[NoteEvent]:
     for e in raw:
         if not isinstance(e, dict) or not all(k in e for k in ("pitch", "frame", "on")):
             raise ProtocolError("each event needs pitch, frame and on")
-        if not all(isinstance(e[k], int) and not isinstance(e[k], bool) for k in ("pitch", "frame")):
+        if not all(
+            isinstance(e[k], int) and not isinstance(e[k], bool) for k in ("pitch", "frame")
+        ):
             raise ProtocolError("event pitch and frame must be integers")
         out.append(NoteEvent(e["pitch"], e["frame"], bool(e["on"])))
     return out
@@ -226,7 +235,12 @@ class JamServer:
                     raise ProtocolError("notes needs an integer frame")
                 request = session.request(frame, _events(message.get("events", [])))
                 if request is None:
-                    return {"type": "wait", "frame": frame, "plan_from": session.settings.plan_from, "t": stamp}
+                    return {
+                        "type": "wait",
+                        "frame": frame,
+                        "plan_from": session.settings.plan_from,
+                        "t": stamp,
+                    }
                 plan = await self.planner.plan(request)
                 session.accept(request, plan)
                 return {
@@ -240,12 +254,24 @@ class JamServer:
                     "server_ms": round(1000 * (time.perf_counter() - received), 2),
                 }
             if kind in ("hello", "settings"):
-                settings = _settings(message, Settings() if kind == "hello" else session.settings, self.agents)
+                settings = _settings(
+                    message, Settings() if kind == "hello" else session.settings, self.agents
+                )
                 session.reset(settings) if kind == "hello" else session.update(settings)
-                return {"type": "config", "session": sid, "settings": asdict(settings), **self._config_body()}
+                return {
+                    "type": "config",
+                    "session": sid,
+                    "settings": asdict(settings),
+                    **self._config_body(),
+                }
             if kind == "reset":
                 session.reset(session.settings)
-                return {"type": "config", "session": sid, "settings": asdict(session.settings), **self._config_body()}
+                return {
+                    "type": "config",
+                    "session": sid,
+                    "settings": asdict(session.settings),
+                    **self._config_body(),
+                }
             if kind == "ping":
                 return {"type": "pong", "t": stamp}
             if kind == "state":
@@ -305,9 +331,17 @@ async def _serve(agents: dict[str, Agent], host: str, port: int) -> None:
 
 @entry_point("python -m realjam.server")
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m realjam.server", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="runs/realjam/quick", help="a reproduce's run folder (rl_seed*, mle_seed*, teacher_seed*)")
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    parser = argparse.ArgumentParser(
+        prog="python -m realjam.server", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--runs",
+        default="runs/realjam/quick",
+        help="a reproduce's run folder (rl_seed*, mle_seed*, teacher_seed*)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: loopback only)"
+    )
     parser.add_argument("--port", type=int, default=8765, help="TCP port (0: any free one)")
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
