@@ -78,7 +78,7 @@ def check_protocol(log: JamLog) -> dict[str, int]:
     first_planned: dict[int, float] = {}
     committed_at: dict[int, float] = {}
     committed_until = changes = short = 0
-    for arrived, plan in log.plans:
+    for arrived, plan in sorted(log.plans, key=lambda p: p[0]):
         start, tokens = plan["start_frame"], plan["tokens"]
         if len(tokens) < lookahead or start not in log.sent:
             short += 1
