@@ -199,9 +199,13 @@ def test_protocol_check_counts_late_changed_and_short_plans():
     log.plans[2] = plan(8, 1.01, [5] * 14)
     assert check_protocol(log)["plans_short_of_lookahead"] == 1
     # The plan asked at frame 8 arrives at 1.7 s, the next one queued behind it: frames 20, 21 were first
-    # planned then (needed by frames 12, 13 = 1.5, 1.625 s) and 12, 13 were committed only after they played.
+    # planned then, after the moments they were needed (frames 12, 13 = 1.5, 1.625 s).
     log.plans = on_time[:2] + [plan(8, 1.7), plan(12, 1.71)] + on_time[4:]
-    assert check_protocol(log)["late_frames"] == 4
+    assert check_protocol(log)["late_frames"] == 2
+    # The plan asked at 16 arrives at 2.6 s: it commits frame 20 after it played (2.5 s), and frame 28
+    # (first planned by it) was needed by 2.5 s.
+    log.plans = on_time[:4] + [plan(16, 2.6), plan(20, 2.61)] + on_time[6:]
+    assert check_protocol(log)["late_frames"] == 2
 
 
 def test_synthetic_melody_fills_the_jam_in_scale():
