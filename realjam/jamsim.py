@@ -34,6 +34,26 @@ from realjam.live import BEAT
 SCALE = (0, 2, 4, 5, 7, 9, 11)  # C major
 
 
+# Bad messages a robust server answers with an error and otherwise ignores (``r``: the request frame).
+BAD_MESSAGES = (
+    lambda r: "{not json",
+    lambda r: "[1, 2, 3]",
+    lambda r: json.dumps({"type": "dance"}),
+    lambda r: json.dumps({"type": "notes", "frame": "soon"}),
+    lambda r: json.dumps(
+        {"type": "notes", "frame": max(r - 64, 0) - 1}
+    ),  # before an earlier request
+    lambda r: json.dumps(
+        {"type": "notes", "frame": r, "events": [{"pitch": 999, "frame": 0, "on": 1}]}
+    ),
+    lambda r: json.dumps({"type": "notes", "frame": r, "events": "C major"}),
+    lambda r: json.dumps({"type": "settings", "bpm": 1e9}),
+    lambda r: json.dumps({"type": "settings", "lookahead": -4}),
+    lambda r: json.dumps({"type": "notes", "frame": r, "pad": "x" * 70_000}),
+    lambda r: b"\x00\x01binary",
+)
+
+
 def synthetic_melody(beats: int, seed: int) -> list[tuple[int, int, int]]:
     """(pitch, on_frame, off_frame) notes: a random walk on C major around C5 in quarters, eighths and halves,
     with a few rests (ours: no data loading in the benchmark)."""
@@ -64,6 +84,7 @@ class JamLog:
     plans: list[tuple[float, dict]] = field(default_factory=list)  # (arrival time, plan message)
     errors: list[str] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)  # the note events sent
+    bad_sent: int = 0  # bad messages mixed in (each must come back as an error)
 
     def latencies_ms(self) -> list[float]:
         return [1000 * (t - self.sent[p["start_frame"]]) for t, p in self.plans]
@@ -109,8 +130,12 @@ async def play_jam(
     request_every: int = BEAT,
     start_in: float = 0.3,
     timeout: float = 30.0,
+    bad_rate: float = 0.0,
 ) -> JamLog:
-    """Jam ``beats`` beats against the server at ``url`` (http://127.0.0.1:PORT/) and log what arrived."""
+    """Jam ``beats`` beats against the server at ``url`` (http://127.0.0.1:PORT/) and log what arrived.
+
+    ``bad_rate``: the chance that a bad message (:data:`BAD_MESSAGES`) goes out before a request; each one
+    must be answered with an error and change nothing (``log.bad_sent`` counts them)."""
     rng = random.Random(seed + 1000)
     frame_s = 60.0 / settings.get("bpm", 120.0) / BEAT
     frames = beats * BEAT
@@ -134,9 +159,11 @@ async def play_jam(
                 pending.append((t, {"pitch": pitch, "frame": q, "on": is_on}))
         pending.sort(key=lambda p: p[0])
         requests = range(0, frames + 1, request_every)
+        bad = {r: rng.choice(BAD_MESSAGES) for r in requests if rng.random() < bad_rate}
+        log.bad_sent = len(bad)
 
-        async def receive() -> None:  # one reply per request: plan, wait (intro) or error
-            for _ in requests:
+        async def receive() -> None:  # one reply per message: plan, wait (intro) or error
+            for _ in range(len(requests) + len(bad)):
                 msg = await ws.receive(timeout)
                 if msg.type != WSMsgType.TEXT:
                     log.errors.append(f"connection: {msg.type.name}")
@@ -154,6 +181,9 @@ async def play_jam(
             ready = [e for t, e in pending if e["frame"] < r and t <= now]
             pending = [(t, e) for t, e in pending if not (e["frame"] < r and t <= now)]
             log.events += ready
+            if r in bad:
+                message = bad[r](r)
+                await (ws.send_bytes if isinstance(message, bytes) else ws.send_str)(message)
             log.sent[r] = now
             await ws.send_json({"type": "notes", "frame": r, "events": ready, "t": now})
         await asyncio.wait_for(receiver, timeout + 2 * len(requests) * frame_s)

@@ -373,15 +373,19 @@ DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> it
 
 
 def plan_batch(agents: dict[str, Agent], requests: list[Request]) -> list[Plan]:
-    """Plans for requests of many sessions: one batched decode per model (requests of one model share
-    every forward pass), the lookahead padded to the longest (each session keeps its own length)."""
+    """Plans for requests of many sessions: requests with the same model and lookahead share every
+    forward pass of one batched decode (the histories may differ in length)."""
     plans: list[Plan | None] = [None] * len(requests)
-    for name in sorted({r.session.settings.model for r in requests}):
+    kinds = sorted({(r.session.settings.model, r.session.settings.lookahead) for r in requests})
+    for name, n in kinds:  # one batch per model and lookahead: batching never changes a plan
         agent = agents[name]
-        group = [i for i, r in enumerate(requests) if r.session.settings.model == name]
+        group = [
+            i
+            for i, r in enumerate(requests)
+            if (r.session.settings.model, r.session.settings.lookahead) == (name, n)
+        ]
         if agent.teacher is not None:
             fill_intros(agent, [requests[i] for i in group if requests[i].intro])
-        n = max(requests[i].session.settings.lookahead for i in group)
         forced = torch.full((len(group), n), FREE, dtype=torch.long)
         prompts = []
         for row, i in enumerate(group):
@@ -399,8 +403,5 @@ def plan_batch(agents: dict[str, Agent], requests: list[Request]) -> list[Plan]:
             [s.generator for s in sessions],
         )
         for row, i in enumerate(group):
-            length = requests[i].session.settings.lookahead
-            plans[i] = Plan(
-                requests[i].frame, chords[row, :length].tolist(), melody[row, :length].tolist()
-            )
+            plans[i] = Plan(requests[i].frame, chords[row].tolist(), melody[row].tolist())
     return plans
