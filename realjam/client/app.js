@@ -186,7 +186,8 @@ function draw() {
     const c = jam.buffer.get(f);
     if (!c || !c.pitches.length) continue;
     g.fillStyle = f < jam.committedUntil ? "#2f6fdc" : "#7fa7ee";
-    for (const p of c.pitches) if (p >= LOW && p <= HIGH) g.fillRect((p - LOW) * colW + 1, yOf(f + 1 - pos), colW - 2, h - 1);
+    const gap = c.onset ? 2 : 0; // a struck chord starts a new block
+    for (const p of c.pitches) if (p >= LOW && p <= HIGH) g.fillRect((p - LOW) * colW + 1, yOf(f + 1 - pos), colW - 2, h - gap);
     if (c.onset && f > pos) { g.fillStyle = "#dfe8ff"; g.font = "12px sans-serif"; g.fillText(c.symbol, wf.width - 70, yOf(f + 1 - pos) + 12); }
   }
   g.fillStyle = "#9a9aa8"; // the melody the agent imagines (grey dots)

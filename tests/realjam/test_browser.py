@@ -58,6 +58,9 @@ def play_page(server, screenshot: Path, bpm: int, silence_beats: int, first_fram
                 after = page.evaluate("window.__jam.frame()")
                 pressed.append((pitch, before, after))
                 page.wait_for_function(f"window.__jam.frame() >= {after + gap // 2}")
+                if i == len(MELODY) - 1:  # the picture: a key down, chords falling toward it
+                    screenshot.parent.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(screenshot))
                 page.keyboard.up(key)
             end = first_frame + gap * len(MELODY) + 12
             page.wait_for_function(f"window.__jam.frame() >= {end}")
@@ -66,8 +69,6 @@ def play_page(server, screenshot: Path, bpm: int, silence_beats: int, first_fram
                    blue: __jam.bluePixelsAbove(), playhead: __jam.frame(), errors: __jam.errors,
                    midi: __jam.midiBytes()})"""
             )
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot))
             seen["page_errors"] = errors
             seen["server_events"] = [list(s.events) for s in server.server.sessions.values()]
             seen["pressed"] = pressed

@@ -23,7 +23,7 @@ from aiohttp import ClientSession, WSMsgType
 from common.config import load_config
 from common.runner import Run
 from realjam.config import CONFIG_DIR, RealJamConfig
-from realjam.jamsim import BAD_MESSAGES, jam_many, summarise
+from realjam.jamsim import BAD_MESSAGES, jam_many, play_jam, summarise
 from realjam.model import OnlineModel, Teacher
 from realjam.sampling import Agent
 from realjam.server import LiveServer, load_agents, main
@@ -295,3 +295,45 @@ def test_agents_load_from_a_runs_folder(tmp_path):
     agents = load_agents(Path(tmp_path) / "realjam" / "quick")
     assert sorted(agents) == ["mle", "rl"] and agents["rl"].teacher is not None
     assert agents["rl"].max_frames == 64
+
+
+@pytest.mark.slow
+def test_soak_eight_jams_with_bad_messages_lose_no_plan():
+    """Two minutes of 8 simulated jams at 120 BPM against the quick model's server in its own process,
+    a bad message before one request in five: every bad message gets its error, no plan is lost or late."""
+    from realjam.jamsim import ServerProcess
+
+    runs = Path("runs/realjam/quick")
+    if not (runs / "rl_seed0").is_dir():
+        pytest.skip("no quick run in runs/realjam/quick (make realjam)")
+    beats, sessions = 240, 8
+    with ServerProcess(runs) as server:
+        logs = asyncio.run(
+            asyncio.wait_for(
+                asyncio.gather(
+                    *(
+                        play_jam(
+                            server.url,
+                            {
+                                "bpm": 120.0,
+                                "lookahead": 16,
+                                "commit": 8,
+                                "silence_beats": 8,
+                                "seed": i,
+                            },
+                            beats,
+                            seed=i,
+                            bad_rate=0.2,
+                        )
+                        for i in range(sessions)
+                    )
+                ),
+                timeout=beats * 0.5 + 120,
+            )
+        )
+    result = summarise(logs)
+    bad = sum(log.bad_sent for log in logs)
+    assert bad > 100 and result["errors"] == bad  # each bad message answered, no good one refused
+    assert result["plans"] == sessions * (beats + 1 - (32 - 16) // 4)  # from frame 16 to 4 * beats
+    assert result["late_frames"] == 0, result
+    assert result["committed_changes"] == 0 and result["plans_short_of_lookahead"] == 0
