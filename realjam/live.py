@@ -233,19 +233,23 @@ class Decoder:
             )
             self.position = model.position.weight.detach().clone()
         self.heads = model.blocks[0].attn.heads
-        self.layers = []
-        for b in model.blocks:
-            a = b.attn
-            self.layers.append(
+        w = lambda m: (m.weight.detach(), m.bias.detach())  # noqa: E731
+        self.layers = [
+            (
+                (b.norm1.weight.detach(), b.norm1.bias.detach(), b.norm1.eps),
                 (
-                    b.norm1,
-                    torch.cat([a.q.weight, a.kv.weight]).detach(),
-                    torch.cat([a.q.bias, a.kv.bias]).detach(),
-                    a.out,
-                    b.norm2,
-                    b.mlp,
-                )
+                    torch.cat([b.attn.q.weight, b.attn.kv.weight]).detach(),
+                    torch.cat([b.attn.q.bias, b.attn.kv.bias]).detach(),
+                ),
+                w(b.attn.out),
+                (b.norm2.weight.detach(), b.norm2.bias.detach(), b.norm2.eps),
+                w(b.mlp[0]),
+                w(b.mlp[2]),
             )
+            for b in model.blocks
+        ]
+        self.final_norm = (model.norm.weight.detach(), model.norm.bias.detach(), model.norm.eps)
+        self.head = w(model.head)
         vocab = model.head.out_features
         ids = torch.zeros(1, vocab)
         self.type_bias = {  # additive masks: only chord tokens next, or only melody tokens next
@@ -283,8 +287,10 @@ class Decoder:
         x = (self.table[tokens] + self.position[self.pos])[:, None]  # [B, 1, D]
         self.keep[:, 0, 0, col] = True
         mask = self.keep[..., : col + 1]
-        for i, (norm1, w_qkv, b_qkv, out, norm2, mlp) in enumerate(self.layers):
-            q, k, v = F.linear(norm1(x), w_qkv, b_qkv).view(b, 3, self.heads, -1).unbind(1)
+        dim = x.shape[-1]
+        for i, (norm1, qkv, out, norm2, fc1, fc2) in enumerate(self.layers):
+            h = F.layer_norm(x, (dim,), *norm1)
+            q, k, v = F.linear(h, *qkv).view(b, 3, self.heads, -1).unbind(1)
             self.k[i][:, :, col] = k
             self.v[i][:, :, col] = v
             y = F.scaled_dot_product_attention(
@@ -293,12 +299,12 @@ class Decoder:
                 self.v[i][:, :, : col + 1],
                 attn_mask=mask,
             )
-            x = x + out(y.reshape(b, 1, -1))
-            x = x + mlp(norm2(x))
+            x = x + F.linear(y.reshape(b, 1, -1), *out)
+            x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (dim,), *norm2), *fc1)), *fc2)
         self.col += 1
         chord_next = self.pos % 2 == 0  # BOS and melody tokens sit at even positions
         self.pos = self.pos + 1
-        logits = self.model.head(self.model.norm(x))[:, 0]
+        logits = F.linear(F.layer_norm(x, (x.shape[-1],), *self.final_norm), *self.head)[:, 0]
         return logits + torch.where(
             chord_next[:, None], self.type_bias[True], self.type_bias[False]
         )

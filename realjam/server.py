@@ -51,6 +51,7 @@ MAX_MESSAGE = (
 )  # bytes of one message we read; larger ones get an error (up to 1 MiB) or a close
 MAX_SESSIONS = 64
 MAX_BATCH = 16
+BATCH_WINDOW = 0.004  # seconds the planner waits for more requests when several jams are open
 
 
 def load_agents(runs: str | Path) -> dict[str, Agent]:
@@ -66,8 +67,8 @@ def load_agents(runs: str | Path) -> dict[str, Agent]:
 class Planner:
     """Collects plan requests from every session and answers each batch with one ``plan_batch`` call."""
 
-    def __init__(self, agents: dict[str, Agent]):
-        self.agents = agents
+    def __init__(self, agents: dict[str, Agent], others_jamming=lambda: False):
+        self.agents, self.others_jamming = agents, others_jamming
         self.queue: asyncio.Queue = asyncio.Queue()
         # One thread, one torch thread (CONTRACT: the box is shared; two intra-op threads fight there).
         self.pool = ThreadPoolExecutor(
@@ -96,6 +97,8 @@ class Planner:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
+            if self.others_jamming():  # players on one clock ask together: let their requests land
+                await asyncio.sleep(BATCH_WINDOW)
             while not self.queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self.queue.get_nowait())
             self.batches.append(len(batch))
@@ -153,7 +156,7 @@ class JamServer:
 
     def __init__(self, agents: dict[str, Agent], honor_commit: bool = True):
         self.agents, self.honor_commit = agents, honor_commit
-        self.planner = Planner(agents)
+        self.planner = Planner(agents, others_jamming=lambda: len(self.sessions) > 1)
         self.sessions: dict[str, JamSession] = {}
         self.app = web.Application(client_max_size=MAX_MESSAGE)
         self.app.router.add_get("/", self.index)
