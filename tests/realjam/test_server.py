@@ -307,30 +307,17 @@ def test_soak_eight_jams_with_bad_messages_lose_no_plan():
     if not (runs / "rl_seed0").is_dir():
         pytest.skip("no quick run in runs/realjam/quick (make realjam)")
     beats, sessions = 240, 8
-    with ServerProcess(runs) as server:
-        logs = asyncio.run(
-            asyncio.wait_for(
-                asyncio.gather(
-                    *(
-                        play_jam(
-                            server.url,
-                            {
-                                "bpm": 120.0,
-                                "lookahead": 16,
-                                "commit": 8,
-                                "silence_beats": 8,
-                                "seed": i,
-                            },
-                            beats,
-                            seed=i,
-                            bad_rate=0.2,
-                        )
-                        for i in range(sessions)
-                    )
-                ),
-                timeout=beats * 0.5 + 120,
-            )
+    settings = {"bpm": 120.0, "lookahead": 16, "commit": 8, "silence_beats": 8}
+
+    async def jams(url):
+        players = (
+            play_jam(url, {**settings, "seed": i}, beats, seed=i, bad_rate=0.2)
+            for i in range(sessions)
         )
+        return await asyncio.wait_for(asyncio.gather(*players), timeout=beats * 0.5 + 120)
+
+    with ServerProcess(runs) as server:
+        logs = asyncio.run(jams(server.url))
     result = summarise(logs)
     bad = sum(log.bad_sent for log in logs)
     assert bad > 100 and result["errors"] == bad  # each bad message answered, no good one refused
