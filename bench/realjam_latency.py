@@ -1,6 +1,6 @@
 """ReaLJam live server: request-to-plan latency over simulated jams (issue 19), one JSON line.
 
-    python bench/realjam_latency.py [--runs runs/realjam/quick] [--beats 64] [--sessions 8]
+    python bench/realjam_latency.py [--runs runs/realjam/quick] [--beats 64] [--sessions 8] [--plot PNG]
 
 A 64-beat jam at 120 BPM with N(0, 20 ms) note-time jitter against `python -m realjam.server` in its own
 process, alone and then 8 at once (their requests batched into one forward pass). Targets (issue 19): p95 < 100
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     if not Path(args.runs).is_dir():
         parser.exit(0, f"skip: {args.runs} does not exist (run `make realjam` first)\n")
-    result = measure(args.runs, beats=args.beats, sessions=args.sessions)
+    result = measure(args.runs, beats=args.beats, sessions=args.sessions, plot_to=args.plot)
     print(json.dumps({"runs": args.runs, "loadavg": os.getloadavg(), **result}))
 
 

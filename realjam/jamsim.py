@@ -207,6 +207,8 @@ async def jam_many(
 def summarise(logs: list[JamLog]) -> dict[str, float]:
     """Latency percentiles (ms) over every plan of the jams, and the summed protocol counts."""
     latencies = np.array([x for log in logs for x in log.latencies_ms()])
+    if len(latencies) == 0:
+        raise RuntimeError("no plan arrived: is the jam longer than the intro silence?")
     out = {f"p{q}_ms": round(float(np.percentile(latencies, q)), 2) for q in (50, 95, 99)}
     out["plans"] = len(latencies)
     out["errors"] = sum(len(log.errors) for log in logs)

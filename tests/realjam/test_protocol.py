@@ -92,16 +92,16 @@ def test_batched_plans_equal_agent_plan_token_for_token(agents):
         Settings(lookahead=16, commit=16, temperature=0.0, silence_beats=4),
     ]
     sessions = [JamSession(s) for s in settings]
-    history = _jam(agents, sessions, 120)
+    history = _jam(agents, sessions, 80)
     checked = 0
     for s in sessions:
-        assert s.plans > 10
+        assert s.plans > 5
         for r, p in history[id(s)]:
             agent = agents[s.settings.model]
             ref = agent.plan(r.melody, r.chords, s.settings.lookahead, r.n_commit, 0.0)
             assert (p.chord_tokens, p.melody_tokens) == (ref.chord_tokens, ref.melody_tokens)
             checked += 1
-    assert checked > 30
+    assert checked > 20
 
 
 def test_committed_chords_are_forced_and_the_control_breaks_them(agents):
@@ -195,7 +195,9 @@ def test_protocol_check_counts_late_changed_and_short_plans():
         "plans_short_of_lookahead": 0,
     }
     log.plans[2] = plan(8, 1.01, [7] * 16)  # frames 8..11 were committed by the plan at 4
-    assert check_protocol(log)["committed_changes"] == 8  # and the plan at 12 changes its 12..15 back
+    assert (
+        check_protocol(log)["committed_changes"] == 8
+    )  # and the plan at 12 changes its 12..15 back
     log.plans[2] = plan(8, 1.01, [5] * 14)
     assert check_protocol(log)["plans_short_of_lookahead"] == 1
     # The plan asked at frame 8 arrives at 1.7 s, the next one queued behind it: frames 20, 21 were first

@@ -23,7 +23,7 @@ from aiohttp import ClientSession, WSMsgType
 from common.config import load_config
 from common.runner import Run
 from realjam.config import CONFIG_DIR, RealJamConfig
-from realjam.jamsim import BAD_MESSAGES, jam_many, play_jam, summarise
+from realjam.jamsim import BAD_MESSAGES, jam_many, measure, play_jam, summarise
 from realjam.model import OnlineModel, Teacher
 from realjam.sampling import Agent
 from realjam.server import LiveServer, load_agents, main
@@ -76,7 +76,7 @@ def test_simulated_jams_keep_the_protocol(server):
 
 def test_the_control_server_ignoring_the_commit_window_is_caught():
     with LiveServer(tiny_agents(), honor_commit=False) as control:
-        logs = asyncio.run(jam_many(control.url, {**JAM, "temperature": 1.5}, sessions=1, beats=12))
+        logs = asyncio.run(jam_many(control.url, {**JAM, "temperature": 1.5}, sessions=1, beats=8))
     assert summarise(logs)["committed_changes"] > 0
 
 
@@ -273,28 +273,44 @@ def test_command_line_help_and_a_missing_run_folder(tmp_path, capsys):
     assert err.startswith("python -m realjam.server: error:") and "\n" not in err
 
 
-def test_agents_load_from_a_runs_folder(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A runs folder like `make realjam` leaves (rl, mle, teacher run directories), with tiny networks."""
+    out = tmp_path_factory.mktemp("runs")
     for stage in ("rl", "mle", "teacher"):
-        cfg = load_config(
-            RealJamConfig,
-            "quick",
-            [
-                f"out_dir={tmp_path}",
-                f"name=quick/{stage}_seed0",
-                f"stage={stage}",
-                "net.dim=16",
-                "net.layers=1",
-                "net.heads=2",
-                "progress=false",
-            ],
-            CONFIG_DIR,
-        )
+        overrides = [
+            f"out_dir={out}",
+            f"name=quick/{stage}_seed0",
+            f"stage={stage}",
+            "progress=false",
+        ]
+        overrides += ["net.dim=16", "net.layers=1", "net.heads=2"]
+        cfg = load_config(RealJamConfig, "quick", overrides, CONFIG_DIR)
         with Run(cfg, paper="realjam") as run:
             run.track(model=BUILDERS[stage](cfg))
             run.save(1)
-    agents = load_agents(Path(tmp_path) / "realjam" / "quick")
+    return out / "realjam" / "quick"
+
+
+def test_agents_load_from_a_runs_folder(tiny_runs):
+    agents = load_agents(tiny_runs)
     assert sorted(agents) == ["mle", "rl"] and agents["rl"].teacher is not None
     assert agents["rl"].max_frames == 64
+
+
+def test_the_benchmark_measures_every_issue_key(tiny_runs, tmp_path):
+    """`make realjam`'s latency step: `python -m realjam.server` in its own process, jams alone and at once."""
+    fast = {"bpm": 240.0, "silence_beats": 4}
+    result = measure(
+        tiny_runs, beats=8, sessions=2, settings=fast, plot_to=tmp_path / "latency.png"
+    )
+    for key in ("latency/p50_ms", "latency/p95_ms", "latency/p99_ms", "latency2/p99_ms"):
+        assert 0 < result[key] < 5000
+    assert result["protocol/committed_changes"] == 0
+    assert result["protocol/plans_short_of_lookahead"] == 0
+    assert result["protocol/errors"] == 0
+    assert result["protocol/late_frames"] == 0
+    assert (tmp_path / "latency.png").stat().st_size > 5000
 
 
 @pytest.mark.slow
