@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument(
         "--sessions", type=int, default=8, help="concurrent jams in the second part"
     )
+    parser.add_argument("--plot", default=None, help="write the latency histogram to this PNG")
     args = parser.parse_args()
     if not Path(args.runs).is_dir():
         parser.exit(0, f"skip: {args.runs} does not exist (run `make realjam` first)\n")

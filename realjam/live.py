@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from realjam.model import OnlineModel, typed_logits
 from realjam.sampling import FREE, Agent, Plan
-from realjam.tokens import BOS, CHORD_SILENCE, encode_melody, interleave
+from realjam.tokens import BOS, CHORD_SILENCE, MELODY_REST, encode_melody, interleave
 
 BEAT = 4  # frames per beat (sixteenth notes)
 MIN_CONTEXT = (
@@ -256,6 +256,19 @@ class Decoder:
             kind: torch.zeros(vocab).masked_fill(typed_logits(ids, kind)[0].isinf(), float("-inf"))
             for kind in (True, False)
         }
+        self._check()
+
+    @torch.no_grad()
+    def _check(self) -> None:
+        """Refuse to run if this lean copy of the forward pass no longer matches ``OnlineModel.forward``
+        (say model.py changed): one short decode compared with the model's own full forward."""
+        g = torch.Generator().manual_seed(0)
+        seq = torch.randint(CHORD_SILENCE, MELODY_REST, (1, 7), generator=g)
+        seq[0, 0], seq[0, 2::2] = BOS, MELODY_REST  # BOS, then chord / melody tokens alternating
+        want = self.model(seq[:, :6])[0, 3:6]
+        got = [self.start([seq[0, :4]], 3)[0]] + [self.step(seq[:, i])[0] for i in (4, 5)]
+        if not torch.allclose(torch.stack(got), want, atol=1e-4, rtol=1e-4):
+            raise RuntimeError("realjam.live.Decoder disagrees with OnlineModel.forward: update it")
 
     @torch.no_grad()
     def start(self, prompts: list[torch.Tensor], steps: int) -> torch.Tensor:
