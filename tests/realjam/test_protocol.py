@@ -215,3 +215,15 @@ def test_synthetic_melody_fills_the_jam_in_scale():
     assert notes[0][1] >= 0 and notes[-1][2] <= 64
     assert all(p % 12 in (0, 2, 4, 5, 7, 9, 11) and on < off for p, on, off in notes)
     assert all(a[2] <= b[1] for a, b in zip(notes, notes[1:]))  # monophonic
+
+
+def test_the_lean_decoder_refuses_a_model_it_no_longer_matches():
+    from realjam.live import Decoder
+
+    class Changed(OnlineModel):  # say model.py's forward changed and live.py was not updated
+        def forward(self, tokens, cache=None):
+            return super().forward(tokens, cache) * 1.01
+
+    Decoder(OnlineModel(16, 1, 2, 32, 0.0))  # the real one passes its self-check
+    with pytest.raises(RuntimeError, match="disagrees with OnlineModel"):
+        Decoder(Changed(16, 1, 2, 32, 0.0))
