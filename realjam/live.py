@@ -84,6 +84,8 @@ class Settings:
         lo, hi = LIMITS["temperature"]
         if not lo <= self.temperature <= hi:
             raise ProtocolError(f"temperature must be in {lo:g}..{hi:g}, got {self.temperature:g}")
+        if not 0 <= self.seed < 2**63:
+            raise ProtocolError(f"seed must be 0..2**63-1, got {self.seed}")
         if self.model not in models:
             raise ProtocolError(f"unknown model {self.model!r}; this server has {list(models)}")
 
@@ -221,7 +223,8 @@ class Decoder:
     taken out: the three embedding tables summed into one, the q and kv projections fused, keys and values
     written into a preallocated cache instead of concatenated, and one position per row so that rows whose
     histories differ in length decode together (left-padded, padding masked out of the keys). Built once
-    per model; ``tests/realjam/test_live.py`` checks it against ``Agent.plan`` token for token.
+    per model; it checks itself against ``OnlineModel.forward`` when built, and
+    ``tests/realjam/test_protocol.py`` checks its plans against ``Agent.plan`` token for token.
     """
 
     def __init__(self, model: OnlineModel):

@@ -260,7 +260,10 @@ class JamServer:
                 settings = _settings(
                     message, Settings() if kind == "hello" else session.settings, self.agents
                 )
-                session.reset(settings) if kind == "hello" else session.update(settings)
+                if kind == "hello":
+                    session.reset(settings)
+                else:
+                    session.update(settings)
                 return {
                     "type": "config",
                     "session": sid,

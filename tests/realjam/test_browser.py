@@ -9,9 +9,11 @@ missing (`make setup` installs both: .ci/system-packages.txt, the `web` extra).
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
+import pretty_midi
 import pytest
 import torch
 
@@ -94,6 +96,8 @@ def check(seen: dict) -> None:
     )
     midi = bytes(seen["midi"])
     assert midi[:4] == b"MThd" and midi.count(b"MTrk") == 3  # tempo, the user's part, the agent's
+    user, agent = pretty_midi.PrettyMIDI(io.BytesIO(midi)).instruments
+    assert [n.pitch for n in user.notes] == PITCHES and len(agent.notes) > 0
 
 
 def test_the_page_plays_a_melody_and_shows_the_plan(tmp_path):

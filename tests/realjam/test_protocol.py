@@ -170,6 +170,8 @@ def test_frames_may_not_go_backwards():
         (Settings(temperature=-1), "temperature"),
         (Settings(model="gpt"), "unknown model"),
         (Settings(silence_beats=1000), "silence_beats"),
+        (Settings(seed=2**70), "seed"),
+        (Settings(seed=-1), "seed"),
     ],
 )
 def test_absurd_settings_are_refused(settings, message):
