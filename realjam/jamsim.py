@@ -20,8 +20,10 @@ import asyncio
 import json
 import os
 import random
+import select
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,17 +227,21 @@ class ServerProcess:
         self.runs, self.start_timeout = str(runs), start_timeout
 
     def __enter__(self) -> ServerProcess:
+        self.log = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "realjam.server", "--runs", self.runs, "--port", "0"],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.log,  # a file, not a pipe: a chatty server never blocks on a full pipe
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        line = self.proc.stdout.readline()  # "realjam server: open http://127.0.0.1:PORT/ ..."
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.start_timeout)
+        line = self.proc.stdout.readline() if ready else ""  # "realjam server: open http://..."
         if "http://" not in line:
             self.proc.kill()
-            raise RuntimeError(f"the server did not start: {self.proc.stderr.read()[-2000:]}")
+            self.proc.wait(10)
+            self.log.seek(0)
+            raise RuntimeError(f"the server did not start: {self.log.read()[-2000:]}")
         self.url = line.split("open ", 1)[1].split()[0]
         return self
 
@@ -246,6 +252,7 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        self.log.close()
 
 
 DEFAULT_JAM = {
