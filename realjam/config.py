@@ -148,6 +148,7 @@ class ReproduceConfig:
     reuse: bool = (
         False  # reuse finished pretraining runs with the same settings (to re-tune RL only)
     )
+    latency_beats: int = 64  # simulated live jam per latency benchmark (issue 19); 0 skips it
 
 
 @dataclass

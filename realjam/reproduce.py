@@ -57,6 +57,23 @@ PAPER_NUMBERS: dict[str, PaperNumber] = {
     "rl_hack/chord_changes_per_frame": PaperNumber(None, "issue 18 calibration, hacked run: 0.81"),
     "rl_hack/kl_per_chord_token": PaperNumber(None, "issue 18 calibration, hacked run: ~1.4"),
     "wall_clock_s": PaperNumber(None, "issue 18: under 900 s on 2 idle cores"),
+    # Issue 19, the live server (realjam.jamsim.measure): ReaLJam reports no latency; these are targets.
+    "latency/p50_ms": PaperNumber(None, "issue 19 calibration: 75-95 ms for 32 frames, KV cache"),
+    "latency/p95_ms": PaperNumber(None, "issue 19 target: < 100 ms, one jam, 2 CPU cores"),
+    "latency/p99_ms": PaperNumber(None, "issue 19 target: < 150 ms, one jam"),
+    "latency8/p50_ms": PaperNumber(None, "ours: 8 concurrent jams, batched"),
+    "latency8/p95_ms": PaperNumber(None, "ours: 8 concurrent jams, batched"),
+    "latency8/p99_ms": PaperNumber(None, "issue 19 target: < 300 ms, 8 concurrent jams"),
+    "protocol/late_frames": PaperNumber(None, "issue 19 target: 0 (ReaLJam §3.2 commit window)"),
+    "protocol/committed_changes": PaperNumber(
+        None, "ReaLJam §3.2: committed chords never change (0)"
+    ),
+    "protocol/plans_short_of_lookahead": PaperNumber(
+        None, "issue 19: every plan covers the lookahead (0)"
+    ),
+    "protocol/errors": PaperNumber(None, "ours: error replies during the simulated jams (0)"),
+    "latency/load_avg_1min": PaperNumber(None, "ours: the machine's load while measuring"),
+    "latency/bench_s": PaperNumber(None, "ours: wall clock of the latency benchmark"),
 }
 HEADLINE = [
     "rl/harmony_rate",
@@ -188,6 +205,15 @@ def main(scale: str, overrides: list[str]) -> dict:
         shutil.copyfile(
             Path(rl_dirs[1]) / "plots" / "rl_training.png", out / "rl_hack_training.png"
         )
+    # ---- issue 19: the live server's latency and protocol checks against the agents just trained.
+    if cfg.reproduce.latency_beats > 0:
+        from realjam.jamsim import measure
+
+        runs = Path(cfg.out_dir) / PAPER / scale
+        results.update(
+            measure(runs, beats=cfg.reproduce.latency_beats, plot_to=out / "latency.png")
+        )
+    # ----
     results["wall_clock_s"] = round(time.time() - started, 1)
     write_results(PAPER, scale, results, cfg.out_dir)
     return results

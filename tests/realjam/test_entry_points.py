@@ -52,6 +52,7 @@ TINY = [
     "rl.log_every=1",
     "mle.log_every=1",
     "reproduce.workers=1",
+    "reproduce.latency_beats=0",
     "progress=false",
 ]
 ISSUE_KEYS = [
