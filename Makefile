@@ -14,7 +14,7 @@ export ATEN_CPU_CAPABILITY ?= avx2
 export MKL_CBWR ?= AVX2,STRICT
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow lint format bench notebooks quick league coconet-medium clean $(PAPERS) $(addsuffix -full,$(PAPERS))
+.PHONY: help setup test test-slow lint format bench notebooks quick league coconet-medium loqa-paper clean $(PAPERS) $(addsuffix -full,$(PAPERS))
 
 help: ## list the targets
 	@echo "make quick      reproduce every paper at quick scale, then write results/summary.md"
@@ -67,6 +67,9 @@ $(addsuffix -full,$(PAPERS)): %-full: setup
 
 coconet-medium: setup ## Coconet's medium model (<= 60 min on 2 cores; ARGS="resume=true" continues it)
 	$(PY) -m common.reproduce coconet medium $(ARGS)
+
+loqa-paper: setup ## LOQA at the paper's Coin Game settings on this CPU, 2 seeds (hours; run it again to resume)
+	$(PY) -m common.reproduce loqa paper $(ARGS)
 
 league: setup ## cross-paper league over the quick runs in runs/ (names missing methods; train them with make <paper>)
 	$(PY) -m common.league $(ARGS)
