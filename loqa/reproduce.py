@@ -34,7 +34,11 @@ from loqa.eval import coin_results, ipd_results, save_agent
 from loqa.train import train
 
 PAPER = "loqa"
-SCALES = ("quick", "paper", "full")  # paper: the paper's Coin Game settings on this CPU (make loqa-paper)
+SCALES = (
+    "quick",
+    "paper",
+    "full",
+)  # paper: the paper's Coin Game settings on this CPU (make loqa-paper)
 VARIANTS = {"loqa": 1.0, "no_shaping": 0.0}  # loss.shaping_weight of each variant
 
 _LEAGUE = "arXiv 2405.01035, Coin Game league (authors' released league files, 3x3, iteration 6000)"

@@ -28,18 +28,19 @@ from loqa.networks import LoqaAgent, Params
 
 def draw_policy_noise(
     generator: torch.Generator, steps: int, batch_size: int, num_actions: int, epsilon: float
-) -> list[tuple[Tensor, Tensor | None, Tensor | None]]:
-    """Per step: (q [B, 2, A] ~ Exp(1), explore [B, 2] bool, uniform [B, 2] actions), in the order
-    `multinomial` and the epsilon-greedy draws of a step-by-step rollout take them from `generator`."""
-    draws = []
+) -> dict[str, Tensor]:
+    """q [B, T, 2, A] ~ Exp(1), and with epsilon > 0 explore [B, T, 2] bool and uniform [B, T, 2]
+    actions: drawn in the order `multinomial` and the epsilon-greedy draws of a step-by-step rollout
+    take them from `generator`."""
+    draws: dict[str, list] = {"q": [], "explore": [], "uniform": []}
     for _ in range(steps):
         q = torch.empty(batch_size * 2, num_actions).exponential_(1, generator=generator)
-        explore = uniform = None
+        draws["q"].append(q.view(batch_size, 2, num_actions))
         if epsilon > 0:
-            explore = torch.rand(batch_size, 2, generator=generator) < epsilon
+            draws["explore"].append(torch.rand(batch_size, 2, generator=generator) < epsilon)
             uniform = torch.randint(0, num_actions, (batch_size, 2), generator=generator)
-        draws.append((q.view(batch_size, 2, num_actions), explore, uniform))
-    return draws
+            draws["uniform"].append(uniform)
+    return {key: torch.stack(values, 1) for key, values in draws.items() if values}
 
 
 def sample_opponents(buffer: AgentBuffer, k: int, generator: torch.Generator):
@@ -127,6 +128,9 @@ def rollout(
     """
     if opponent_index is None:
         opponent_index = torch.arange(next(iter(opponents.values())).shape[0])
+    elif not opponents_per_block:  # one block: repeated opponents cost less than more blocks
+        opponents = {name: value[opponent_index] for name, value in opponents.items()}
+        opponent_index = torch.arange(len(opponent_index))
     group = batch_size // len(opponent_index)
     steps = env.episode_length
     obs = env.reset(batch_size).reshape(batch_size, 2, -1)
@@ -142,9 +146,10 @@ def rollout(
     for rows, chosen in blocks:
         block = CoinBlock(env, rows, respawns, step_fn) if coin else WholeEnv(env)
         block_opponents = {name: value[chosen] for name, value in opponents.items()}
+        block_noise = {key: value[rows] for key, value in noise.items()}
         parts.append(
             play_block(
-                block, obs[rows], agent, block_opponents, noise, rows, steps, opponent_outputs
+                block, obs[rows], agent, block_opponents, block_noise, steps, opponent_outputs
             )
         )
     where = torch.argsort(torch.cat([rows for rows, _ in blocks]))  # back to the episodes' order
@@ -152,7 +157,7 @@ def rollout(
 
 
 def play_block(
-    block, obs: Tensor, agent: LoqaAgent, opponents: Params, noise, rows: slice, steps, outputs
+    block, obs: Tensor, agent: LoqaAgent, opponents: Params, noise: dict, steps: int, outputs: bool
 ) -> dict[str, Tensor]:
     """One block's episodes from start to end (see rollout); obs [b, 2, D] at t = 0."""
     size = obs.shape[0]
@@ -173,10 +178,9 @@ def play_block(
         )
         op_logits.append(logits.reshape(size, -1))
         probs = torch.softmax(torch.stack([own_logits, op_logits[-1]], dim=1), -1)  # [b, 2, A]
-        q, explore, uniform = noise[t]
-        actions = (probs / q[rows]).argmax(-1)  # = torch.multinomial(probs, 1) with the same draws
-        if explore is not None:
-            actions = torch.where(explore[rows], uniform[rows], actions)
+        actions = (probs / noise["q"][:, t]).argmax(-1)  # = torch.multinomial(probs, 1), same draws
+        if "explore" in noise:
+            actions = torch.where(noise["explore"][:, t], noise["uniform"][:, t], actions)
         obs, rewards, info = block.step(actions, t)
         obs = obs.reshape(size, 2, -1)
         all_obs.append(obs)
