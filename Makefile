@@ -14,7 +14,7 @@ export ATEN_CPU_CAPABILITY ?= avx2
 export MKL_CBWR ?= AVX2,STRICT
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-slow lint format bench notebooks quick league coconet-medium realjam-serve clean $(PAPERS) $(addsuffix -full,$(PAPERS))
+.PHONY: help setup test test-slow lint format bench notebooks quick league coconet-medium realjam-serve loqa-paper clean $(PAPERS) $(addsuffix -full,$(PAPERS))
 
 help: ## list the targets
 	@echo "make quick      reproduce every paper at quick scale, then write results/summary.md"
@@ -71,6 +71,9 @@ coconet-medium: setup ## Coconet's medium model (<= 60 min on 2 cores; ARGS="res
 realjam-serve: setup ## jam live with the quick realjam agent: a server on 127.0.0.1 (trains the model first if missing)
 	@ls runs/realjam/quick/rl_seed*/checkpoints/*.pt >/dev/null 2>&1 || $(PY) -m common.reproduce realjam quick $(ARGS)
 	$(PY) -m realjam.server --runs runs/realjam/quick $(if $(PORT),--port $(PORT),)
+
+loqa-paper: setup ## LOQA at the paper's Coin Game settings on this CPU, 2 seeds (hours; run it again to resume)
+	$(PY) -m common.reproduce loqa paper $(ARGS)
 
 league: setup ## cross-paper league over the quick runs in runs/ (trains the papers that have no runs yet)
 	$(PY) -m common.league --train-missing $(ARGS)

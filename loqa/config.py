@@ -88,6 +88,9 @@ class TrainConfig:
     )
     buffer_push_every: int = 10  # push the agent into the buffer every N iterations (appendix)
     opponents_per_batch: int = 8  # distinct buffer samples per batch; authors: one per episode
+    rollout_block_opponents: int = (
+        0  # opponents whose episodes play in turn; 0 = all (speed only, ours)
+    )
     log_every: int = 10  # iterations between training-scalar logs
     eval_every: int = 50  # iterations between evaluations (paper: 100)
     eval_episodes: int = 128  # Coin Game evaluation episodes (IPD evaluation is exact)
@@ -100,6 +103,7 @@ class TrainConfig:
         check_range("train.target_ema", self.target_ema, low=0.0, high=1.0)
         check_range("train.buffer_capacity", self.buffer_capacity, low=0)
         check_range("train.critic_warmup", self.critic_warmup, low=0)
+        check_range("train.rollout_block_opponents", self.rollout_block_opponents, low=0)
 
 
 @dataclass
@@ -142,11 +146,20 @@ class ReproduceSettings:
     """What `make loqa` varies: the games, and how many runs train at once."""
 
     games: list[str] = field(default_factory=lambda: list(GAMES))  # ipd, coin or both
+    variants: list[str] = field(
+        default_factory=lambda: ["loqa", "no_shaping"]
+    )  # LOQA and/or its control with loss.shaping_weight=0 (Alg. 1 without L_opp)
     workers: int = 0  # quick runs training at once, one torch thread each; 0 = one per core
 
     def __post_init__(self):
         if not self.games or any(game not in GAMES for game in self.games):
             raise ValueError(f"reproduce.games must name ipd and/or coin, got {list(self.games)}")
+        if "loqa" not in self.variants or any(
+            v not in ("loqa", "no_shaping") for v in self.variants
+        ):
+            raise ValueError(
+                f"reproduce.variants must hold loqa (and may hold no_shaping), got {list(self.variants)}"
+            )
         check_range("reproduce.workers", self.workers, low=0)
 
 

@@ -241,6 +241,13 @@ def coin_results(run_dirs: dict, out: Path, episodes: int, seed: int) -> dict[st
         results[f"{prefix}/self_play_own_coin_fraction"] = float(
             np.nanmean([own[i, i] for i in ids])
         )
+        # every seed: the mean over seeds (= the line above) and the worst seed's self-play
+        results[f"{prefix}/seed_mean_own_coin_fraction"] = results[
+            f"{prefix}/self_play_own_coin_fraction"
+        ]
+        results[f"{prefix}/worst_seed_own_coin_fraction"] = float(
+            np.nanmin([own[i, i] for i in ids])
+        )
         cross = [(i, j) for i in ids for j in ids if i != j]
         if cross:
             results[f"{prefix}/cross_seed_reward"] = float(

@@ -207,13 +207,15 @@ class LoqaAgent(nn.Module):
     def sequence(self, obs: Tensor, params: Params | None = None) -> tuple[Tensor, Tensor]:
         """obs [(K,) N, T+1, D] -> logits, Q [(K,) N, T+1, A] over whole histories."""
         actor_p = None if params is None else sub_params(params, "actor")
+        return self.actor.sequence(obs, actor_p), self.critic_sequence(obs, params)
+
+    def critic_sequence(self, obs: Tensor, params: Params | None = None) -> Tensor:
+        """obs [(K,) N, T+1, D] -> Q [(K,) N, T+1, A]; the critic sees obs (+) t."""
         critic_p = None if params is None else sub_params(params, "critic")
         steps = obs.shape[-2]
         time = torch.arange(steps, dtype=obs.dtype, device=obs.device) * self.time_scale
         time = time.view(steps, 1).expand(*obs.shape[:-1], 1)
-        logits = self.actor.sequence(obs, actor_p)
-        q = self.critic.sequence(torch.cat([obs, time], -1), critic_p)
-        return logits, q
+        return self.critic.sequence(torch.cat([obs, time], -1), critic_p)
 
 
 def build_agent(

@@ -5,29 +5,40 @@ evaluate them in leagues and write the flat results (runs/loqa/<scale>/results.j
     python -m loqa.reproduce quick reproduce.games=[ipd] ipd.train.iterations=300
     python -m loqa.reproduce quick coin.n_seeds=2 reproduce.workers=1
     python -m loqa.reproduce full                                   # the paper's configs, via common.sweep
+    python -m loqa.reproduce paper                # `make loqa-paper`: the paper's Coin Game on this CPU
 
 Overrides: `ipd.<key>=v` / `coin.<key>=v` set one game's run config (presets ipd_<scale>.yaml and
 coin_<scale>.yaml), `reproduce.games` picks the games and `reproduce.workers` how many quick runs train at
 once (0: one per core). The control is each game's config with loss.shaping_weight=0.
+The paper scale trains only LOQA on the Coin Game (coin_paper.yaml: the paper's settings, 2 seeds) and is
+resumable: run it again and every seed continues from its latest checkpoint (a finished seed is skipped).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from common.config import load_config
 from common.results import PaperNumber, reproduce_cli, results_dir, write_results
+from common.runner import list_checkpoints
 from loqa.config import CONFIG_DIR, LoqaConfig, LoqaReproduceConfig
 from loqa.eval import coin_results, ipd_results, save_agent
 from loqa.train import train
 
 PAPER = "loqa"
+SCALES = (
+    "quick",
+    "paper",
+    "full",
+)  # paper: the paper's Coin Game settings on this CPU (make loqa-paper)
 VARIANTS = {"loqa": 1.0, "no_shaping": 0.0}  # loss.shaping_weight of each variant
 
 _LEAGUE = "arXiv 2405.01035, Coin Game league (authors' released league files, 3x3, iteration 6000)"
@@ -74,6 +85,9 @@ def seed_configs(base: DictConfig, scale: str, game: str, variant: str) -> list[
         cfg.loss.shaping_weight = VARIANTS[variant] * base.loss.shaping_weight
         cfg.seed = base.seed + i
         cfg.name = f"{scale}/{game}/{variant}_seed{cfg.seed}"
+        if scale == "paper":  # hours long: continue a seed that has checkpoints
+            run_dir = Path(cfg.out_dir) / PAPER / cfg.name
+            cfg.resume = cfg.resume or bool(list_checkpoints(run_dir))
         cfg.overwrite = not cfg.resume  # a reproduction replaces the previous one of its scale
         configs.append(cfg)
     return configs
@@ -112,7 +126,7 @@ def sweep_job(overrides: list[str]) -> dict[str, float]:
 def train_game(cfg: DictConfig, scale: str, game: str, workers: int) -> dict[tuple[str, str], list]:
     """Train every variant x seed of one game; returns {(game, variant): [run dirs]}."""
     run_dirs, quick_configs = {}, []
-    for variant in VARIANTS:
+    for variant in cfg.reproduce.variants:
         configs = seed_configs(cfg[game], scale, game, variant)
         if scale == "full":
             from common.sweep import SweepConfig, run_sweep
@@ -136,6 +150,9 @@ def train_game(cfg: DictConfig, scale: str, game: str, workers: int) -> dict[tup
 def main(scale: str, overrides: list[str]) -> dict[str, float]:
     start = time.time()
     presets = {game: f"{game}_{scale}" for game in ("ipd", "coin")}
+    if scale == "paper":  # the Coin Game only (the IPD's paper settings are the full scale's)
+        presets["ipd"] = "ipd_full"
+        overrides = ["reproduce.games=[coin]", "reproduce.variants=[loqa]", *overrides]
     cfg = load_config(LoqaReproduceConfig, presets, overrides, CONFIG_DIR)
     workers = cfg.reproduce.workers or default_workers()
     out_dir = cfg[cfg.reproduce.games[0]].out_dir
@@ -153,9 +170,14 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
         save_agent(run_dirs[(game, "loqa")][0], out / "model" / f"{game}_loqa_seed{cfg[game].seed}")
         results[f"{game}/wall_clock_s"] = round(time.time() - game_start, 1)
     results["wall_clock_s"] = round(time.time() - start, 1)
+    # The hardware beside the wall clock (results are numbers; the processor's name goes to a file).
+    results["hardware/cpu_cores"] = default_workers()
+    results["hardware/gpus"] = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    results["hardware/torch_threads"] = int(cfg[cfg.reproduce.games[0]].threads)
+    (out / "hardware.txt").write_text(f"{platform.platform()} {platform.processor()}\n")
     write_results(PAPER, scale, results, out_dir)
     return results
 
 
 if __name__ == "__main__":
-    raise SystemExit(reproduce_cli(PAPER, main, __doc__))
+    raise SystemExit(reproduce_cli(PAPER, main, __doc__, scales=SCALES))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from loqa.networks import (
     ipd_cooperation_probabilities,
     stacked_params,
 )
+from loqa.rollout import rollout, sample_opponents
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -70,59 +72,6 @@ def make_agent(cfg: DictConfig) -> LoqaAgent:
         critic_pre_layers=m.critic_pre_layers,
         raw_time=m.raw_time,
     )
-
-
-@torch.no_grad()
-def rollout(
-    env,
-    agent: LoqaAgent,
-    opponents: Params,
-    *,
-    batch_size: int,
-    epsilon: float,
-    generator: torch.Generator,
-) -> dict[str, torch.Tensor]:
-    """A batch of episodes: seat 0 = `agent`, seat 1 = `opponents` (stacked params [K, ...]; opponent
-    k plays episodes k*B/K .. (k+1)*B/K - 1). Epsilon-greedy on both seats (paper's appendix); the loss uses the
-    un-epsilon'd log-probs, as the authors do.
-
-    Returns obs [B, T+1, 2, D] (flattened observations, h_0..h_T), actions [B, T, 2], rewards [B, T, 2]
-    and, for the Coin Game, own/other coin pickups [B, T, 2].
-    """
-    num_groups = next(iter(opponents.values())).shape[0]
-    group = batch_size // num_groups
-    obs = env.reset(batch_size).reshape(batch_size, 2, -1)
-    own_carry, op_carry = (None, None), (None, None)
-    all_obs, all_actions, all_rewards, own_pickups, other_pickups = [obs], [], [], [], []
-    for t in range(env.episode_length):
-        own_logits, own_carry = agent.act(obs[:, 0], t, own_carry)
-        op_obs = obs[:, 1].reshape(num_groups, group, -1)
-        op_logits, op_carry = agent.act(op_obs, t, op_carry, opponents)
-        logits = torch.stack([own_logits, op_logits.reshape(batch_size, -1)], dim=1)  # [B, 2, A]
-        num_actions = logits.shape[-1]
-        probs = torch.softmax(logits, -1).reshape(-1, num_actions)
-        actions = torch.multinomial(probs, 1, generator=generator).view(batch_size, 2)
-        if epsilon > 0:
-            explore = torch.rand(batch_size, 2, generator=generator) < epsilon
-            uniform = torch.randint(0, num_actions, (batch_size, 2), generator=generator)
-            actions = torch.where(explore, uniform, actions)
-        obs, rewards, _, info = env.step(actions)
-        obs = obs.reshape(batch_size, 2, -1)
-        all_obs.append(obs)
-        all_actions.append(actions)
-        all_rewards.append(rewards)
-        if "own_coin_pickups" in info:
-            own_pickups.append(info["own_coin_pickups"])
-            other_pickups.append(info["other_coin_pickups"])
-    episodes = {
-        "obs": torch.stack(all_obs, 1),
-        "actions": torch.stack(all_actions, 1),
-        "rewards": torch.stack(all_rewards, 1),
-    }
-    if own_pickups:
-        episodes["own_pickups"] = torch.stack(own_pickups, 1)
-        episodes["other_pickups"] = torch.stack(other_pickups, 1)
-    return episodes
 
 
 def periodic_eval(cfg: DictConfig, agent: LoqaAgent, eval_env, generator: torch.Generator) -> dict:
@@ -169,21 +118,124 @@ def _grads(loss: torch.Tensor, params: list) -> list[torch.Tensor]:
     return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
 
 
+@dataclass
+class Learner:
+    """The trained agent, its EMA target critic and their optimisers."""
+
+    agent: LoqaAgent
+    target: LoqaAgent
+    actor_params: list
+    critic_params: list
+    actor_opt: torch.optim.Optimizer
+    critic_opt: torch.optim.Optimizer
+
+
+def make_learner(cfg: DictConfig, device: torch.device | str = "cpu") -> Learner:
+    agent = make_agent(cfg).to(device)
+    target = copy.deepcopy(agent).requires_grad_(False)
+    critic_params = list(agent.critic.parameters())
+    # Advantage gradients (the authors' quirk) reach the critic through the actor's optimiser.
+    actor_params = list(agent.parameters() if cfg.loss.advantage_grad else agent.actor.parameters())
+    return Learner(
+        agent,
+        target,
+        actor_params,
+        critic_params,
+        torch.optim.Adam(actor_params, lr=cfg.train.actor_lr),
+        torch.optim.Adam(critic_params, lr=cfg.train.critic_lr),
+    )
+
+
+def train_step(
+    cfg: DictConfig,
+    learner: Learner,
+    env,
+    opponents: tuple[Params, torch.Tensor | None],
+    generator: torch.Generator,
+    it: int,
+    logging: bool,
+) -> dict:
+    """One LOQA iteration (Alg. 1): play a batch, one actor step on L_own + w L_opp (not during the
+    critic warm-up), one critic step, the EMA target. Returns the batch and the losses (and, when
+    logging, the two actor terms' gradients, whose norms are logged). opponents: stacked parameters of
+    the distinct opponents and which one each group of episodes plays (None: group k plays k)."""
+    agent, target, loss_cfg, w = learner.agent, learner.target, cfg.loss, cfg.loss.shaping_weight
+    train_actor = it >= cfg.train.critic_warmup
+    batch = rollout(
+        env,
+        agent,
+        opponents[0],
+        opponent_index=opponents[1],
+        batch_size=cfg.train.batch_size,
+        epsilon=cfg.env.epsilon,
+        generator=generator,
+        opponents_per_block=cfg.train.rollout_block_opponents,
+        opponent_outputs=train_actor or logging,  # the shaping term's opponent actor and critic
+    )
+    own_obs = batch["obs"][:, :, 0]  # [B, T+1, D]
+
+    # ---- forward: our actor/critic with gradients; the EMA target is a constant ----
+    own_logits, own_q = agent.sequence(own_obs)
+    with torch.no_grad():
+        target_logits, target_q = target.sequence(own_obs)
+    q_loss = critic_loss(  # expected SARSA with the EMA target (Alg. 1)
+        own_q,
+        target_logits,
+        target_q,
+        batch["actions"][..., 0],
+        batch["rewards"][..., 0],
+        gamma=loss_cfg.gamma,
+        huber_delta=loss_cfg.huber_delta,
+    )
+    out = {"batch": batch, "critic": q_loss}
+    if train_actor or logging:
+        out["losses"] = losses = loqa_actor_losses(  # L_own + w L_opp (Alg. 2)
+            own_logits,
+            own_q,
+            batch["op_logits"],
+            batch["op_q"],
+            batch["actions"],
+            batch["rewards"],
+            gamma=loss_cfg.gamma,
+            dice_lambda=loss_cfg.dice_lambda,
+            temperature=loss_cfg.temperature,
+            entropy_beta=loss_cfg.entropy_beta,
+            advantage_grad=loss_cfg.advantage_grad,
+            bootstrap_opponent_return=loss_cfg.bootstrap_opponent_return,
+        )
+    actor_params, critic_params = learner.actor_params, learner.critic_params
+    if logging:  # the two actor terms' gradients separately, to log their norms (Alg. 1)
+        out["grad_own"] = grad_own = _grads(losses["own"], actor_params)
+        out["grad_opp"] = grad_opp = _grads(losses["opponent"], actor_params)
+        actor_grads = [a + w * b for a, b in zip(grad_own, grad_opp)]
+    elif train_actor:
+        actor_grads = _grads(losses["own"] + w * losses["opponent"], actor_params)
+    critic_grads = torch.autograd.grad(q_loss, critic_params)
+
+    # ---- update: actor step (clipped; not during the critic warm-up), critic step, EMA ----
+    if train_actor:
+        for p, g in zip(actor_params, actor_grads):
+            p.grad = g
+        if cfg.train.actor_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(actor_params, cfg.train.actor_clip_norm)
+        learner.actor_opt.step()
+        learner.actor_opt.zero_grad(set_to_none=True)
+    for p, g in zip(critic_params, critic_grads):
+        p.grad = g
+    learner.critic_opt.step()
+    learner.critic_opt.zero_grad(set_to_none=True)
+    ema_update(target, agent, cfg.train.target_ema)
+    return out
+
+
 def train(cfg: DictConfig) -> Path:
     """Train one agent; returns its run directory."""
     validate(cfg)
     with Run(cfg, paper="loqa") as run:
         device = run.device
         # ---- build: agent, EMA target, optimisers, environments, generators ----
-        agent = make_agent(cfg).to(device)
-        target = copy.deepcopy(agent).requires_grad_(False)
-        critic_params = list(agent.critic.parameters())
-        # Advantage gradients (the authors' quirk) reach the critic through the actor's optimiser.
-        actor_params = list(
-            agent.parameters() if cfg.loss.advantage_grad else agent.actor.parameters()
-        )
-        actor_opt = torch.optim.Adam(actor_params, lr=cfg.train.actor_lr)
-        critic_opt = torch.optim.Adam(critic_params, lr=cfg.train.critic_lr)
+        learner = make_learner(cfg, device)
+        agent = learner.agent
         env = make_env(cfg, seed=cfg.seed, device=device)
         eval_env = make_env(cfg, seed=cfg.seed + 10_000, device=device)
         policy_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
@@ -194,9 +246,9 @@ def train(cfg: DictConfig) -> Path:
         buffer = AgentBuffer(min(cfg.train.buffer_capacity, needed)) if use_buffer else None
         tracked = dict(
             agent=agent,
-            target=target,
-            actor_opt=actor_opt,
-            critic_opt=critic_opt,
+            target=learner.target,
+            actor_opt=learner.actor_opt,
+            critic_opt=learner.critic_opt,
             env_gen=env.generator,
             eval_env_gen=eval_env.generator,
             policy_gen=policy_gen,
@@ -207,8 +259,6 @@ def train(cfg: DictConfig) -> Path:
         run.track(**tracked)
         start = run.restore()
         print(f"run dir: {run.dir}", file=sys.stderr)
-        loss_cfg = cfg.loss
-        w = loss_cfg.shaping_weight
         tick, sps_steps = time.time(), 0
 
         for it in run.steps(start, cfg.train.iterations):
@@ -216,93 +266,29 @@ def train(cfg: DictConfig) -> Path:
             if use_buffer:
                 if it % cfg.train.buffer_push_every == 0:
                     buffer.push(agent)
-                opponents = buffer.sample(cfg.train.opponents_per_batch, policy_gen)
+                # the distinct agents drawn, and which one each group of episodes plays
+                opponents = sample_opponents(buffer, cfg.train.opponents_per_batch, policy_gen)
             else:
-                opponents = stacked_params(agent)
-            batch = rollout(
-                env,
-                agent,
-                opponents,
-                batch_size=cfg.train.batch_size,
-                epsilon=cfg.env.epsilon,
-                generator=policy_gen,
-            )
-            obs = batch["obs"]  # [B, T+1, 2, D]
-            num_groups = next(iter(opponents.values())).shape[0]
-
-            # ---- forward: our actor/critic with gradients; opponent critic and EMA target constant ----
-            own_logits, own_q = agent.sequence(obs[:, :, 0])
-            with torch.no_grad():
-                target_logits, target_q = target.sequence(obs[:, :, 0])
-            q_loss = critic_loss(  # expected SARSA with the EMA target (Alg. 1)
-                own_q,
-                target_logits,
-                target_q,
-                batch["actions"][..., 0],
-                batch["rewards"][..., 0],
-                gamma=loss_cfg.gamma,
-                huber_delta=loss_cfg.huber_delta,
-            )
-            train_actor = it >= cfg.train.critic_warmup
+                opponents = stacked_params(agent), None
             logging = it % cfg.train.log_every == 0 or it == cfg.train.iterations - 1
-            if train_actor or logging:
-                with torch.no_grad():
-                    op_obs = obs[:, :, 1].reshape(num_groups, -1, *obs.shape[1:2], obs.shape[-1])
-                    op_logits, op_q = agent.sequence(op_obs, opponents)
-                    op_logits = op_logits.reshape(*own_logits.shape)
-                    op_q = op_q.reshape(*own_q.shape)
-                # L_own + w L_opp (Alg. 2)
-                losses = loqa_actor_losses(
-                    own_logits,
-                    own_q,
-                    op_logits,
-                    op_q,
-                    batch["actions"],
-                    batch["rewards"],
-                    gamma=loss_cfg.gamma,
-                    dice_lambda=loss_cfg.dice_lambda,
-                    temperature=loss_cfg.temperature,
-                    entropy_beta=loss_cfg.entropy_beta,
-                    advantage_grad=loss_cfg.advantage_grad,
-                    bootstrap_opponent_return=loss_cfg.bootstrap_opponent_return,
-                )
-            if logging:  # the two actor terms' gradients separately, to log their norms (Alg. 1)
-                grad_own = _grads(losses["own"], actor_params)
-                grad_opp = _grads(losses["opponent"], actor_params)
-                actor_grads = [a + w * b for a, b in zip(grad_own, grad_opp)]
-            elif train_actor:
-                actor_grads = _grads(losses["own"] + w * losses["opponent"], actor_params)
-            critic_grads = torch.autograd.grad(q_loss, critic_params)
-
-            # ---- update: actor step (clipped; not during the critic warm-up), critic step, EMA ----
-            if train_actor:
-                for p, g in zip(actor_params, actor_grads):
-                    p.grad = g
-                if cfg.train.actor_clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(actor_params, cfg.train.actor_clip_norm)
-                actor_opt.step()
-                actor_opt.zero_grad(set_to_none=True)
-            for p, g in zip(critic_params, critic_grads):
-                p.grad = g
-            critic_opt.step()
-            critic_opt.zero_grad(set_to_none=True)
-            ema_update(target, agent, cfg.train.target_ema)
+            step = train_step(cfg, learner, env, opponents, policy_gen, it, logging)
             sps_steps += cfg.train.batch_size * cfg.env.episode_length
 
             # ---- log, evaluate, checkpoint ----
             if logging:
+                batch, losses = step["batch"], step["losses"]
                 rewards = batch["rewards"]
                 metrics = {
                     "losses/actor_own": losses["own"],
                     "losses/actor_opponent": losses["opponent"],
-                    "losses/critic": q_loss,
+                    "losses/critic": step["critic"],
                     "losses/entropy": losses["entropy"],
                     "losses/advantage": losses["advantage"],
                     "losses/grad_norm_own": torch.linalg.vector_norm(
-                        torch.stack([g.norm() for g in grad_own])
+                        torch.stack([g.norm() for g in step["grad_own"]])
                     ),
                     "losses/grad_norm_opponent": torch.linalg.vector_norm(
-                        torch.stack([g.norm() for g in grad_opp])
+                        torch.stack([g.norm() for g in step["grad_opp"]])
                     ),
                     "charts/train_reward": rewards[..., 0].mean(),
                     "perf/env_steps_per_s": sps_steps / max(time.time() - tick, 1e-9),

@@ -237,3 +237,32 @@ def test_a_tiny_coin_run_gives_identical_parameters_in_two_separate_processes(tm
     _, b = load_agent(tmp_path / "loqa" / "b")
     for (key, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(pa, pb), f"{key} differs between two processes"
+
+
+def test_paper_scale_trains_two_seeds_and_a_second_call_resumes_them(tmp_path):
+    """`make loqa-paper` (the paper's Coin Game settings, shrunk here): run again, it continues each
+    seed from its checkpoint; the resumed run equals an uninterrupted one."""
+    tiny = [f"coin.out_dir={tmp_path}", "coin.progress=false", "coin.train.batch_size=8"]
+    tiny += ["coin.train.opponents_per_batch=8", "coin.train.rollout_block_opponents=2"]
+    tiny += ["coin.model.actor_hidden=8", "coin.model.critic_hidden=8"]
+    tiny += ["coin.train.eval_episodes=4", "coin.eval.league_episodes=4", "coin.train.eval_every=2"]
+    tiny += ["reproduce.workers=1", "coin.train.log_every=1"]  # the last iteration logs anyway
+    reproduce.main("paper", [*tiny, "coin.train.iterations=2"])
+    run_dir = tmp_path / "loqa" / "paper" / "coin" / "loqa_seed42"
+    assert (tmp_path / "loqa" / "paper" / "coin" / "loqa_seed43").is_dir()
+    assert not (tmp_path / "loqa" / "paper" / "coin" / "no_shaping_seed42").exists()
+    results = reproduce.main("paper", [*tiny, "coin.train.iterations=4"])  # resumes at 2
+    steps = [
+        json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == sorted(set(steps)) and steps[-1] == 3
+    for key in ("coin/self_play_own_coin_fraction", "coin/cross_seed_own_coin_fraction"):
+        assert key in results
+    assert results["hardware/cpu_cores"] >= 1
+    assert (tmp_path / "loqa" / "paper" / "results.json").is_file()
+    straight = tmp_path / "straight"
+    reproduce.main("paper", [*tiny, f"coin.out_dir={straight}", "coin.train.iterations=4"])
+    _, resumed = load_agent(run_dir)
+    _, uninterrupted = load_agent(straight / "loqa" / "paper" / "coin" / "loqa_seed42")
+    for a, b in zip(resumed.state_dict().values(), uninterrupted.state_dict().values()):
+        assert torch.equal(a, b)
