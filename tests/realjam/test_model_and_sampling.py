@@ -68,6 +68,28 @@ def test_teacher_sees_the_whole_melody():
     assert not torch.allclose(a[:, 0], b[:, 0])  # the first chord depends on the last note
 
 
+def test_teacher_aligns_melody_frame_t_with_chord_frame_t():
+    """The decoder step that predicts chord t and the encoder's melody frame t carry the same position.
+
+    With the token embeddings zeroed, the first encoder block's input at frame t and the first decoder
+    block's input at step t are position embeddings alone: they must be equal row by row, or the
+    cross-attention's natural "same position" match reads a neighbouring frame's melody.
+    """
+    _, teacher = tiny_models()
+    with torch.no_grad():
+        for table in (teacher.embed.token, teacher.embed.pitch_class, teacher.embed.detail):
+            table.weight.zero_()
+    seen = {}
+    teacher.encoder[0].register_forward_pre_hook(lambda m, args: seen.__setitem__("enc", args[0]))
+    teacher.decoder[0].register_forward_pre_hook(lambda m, args: seen.__setitem__("dec", args[0]))
+    melody = encode_melody(torch.arange(60, 60 + FRAMES)[None])
+    chords = encode_chords(torch.arange(FRAMES)[None] % 48)
+    with torch.no_grad():
+        teacher.chord_logits(melody, chords)
+    assert seen["enc"].shape == seen["dec"].shape == (1, FRAMES, 32)
+    torch.testing.assert_close(seen["enc"], seen["dec"], rtol=0, atol=0)
+
+
 def test_kv_cache_gives_the_full_forward_pass_logits():
     online, teacher = tiny_models()
     melody, chords = random_pair()
