@@ -248,10 +248,14 @@ class Teacher(nn.Module):
     def forward(
         self, chord_inputs: torch.Tensor, memory: torch.Tensor, cache: KVCache | None = None
     ):
-        """Chord logits for decoder inputs [BOS, c_1, ..., c_{n-1}] (shifted chords) given the encoded melody."""
+        """Chord logits for decoder inputs [BOS, c_1, ..., c_{n-1}] (shifted chords) given the encoded melody.
+
+        Step t also adds the encoding of melody frame t, the note its chord must fit (ours): the frames are
+        aligned, so the decoder need not learn to find that note by cross-attention first.
+        """
         start = 0 if cache is None else cache.length
         pos = torch.arange(start, start + chord_inputs.shape[1], device=chord_inputs.device)
-        x = self.embed(chord_inputs) + self.position(pos)
+        x = self.embed(chord_inputs) + self.position(pos) + memory[:, pos]
         for i, block in enumerate(self.decoder):
             x = block(x, causal=True, cache=cache, layer=i, memory=memory)
         return typed_logits(self.head(self.norm_dec(x)), True)
