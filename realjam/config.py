@@ -154,6 +154,7 @@ class ReproduceConfig:
     )
     hack_change: float = 0.0  # the control's rl.rewards.change
     hack_kl_teacher: float = 0.02  # the control's rl.kl_teacher (the calibration's hacked run)
+    hack_kl_start: float = 0.0  # the control's rl.kl_start (no pull back to the MLE model)
     reuse: bool = (
         False  # reuse finished pretraining runs with the same settings (to re-tune RL only)
     )
