@@ -109,6 +109,8 @@ class RLConfig:
     gae_lambda: float = (
         0.95  # (ReaLchords: 0.95, gamma 1; 0.5 starved harmony of credit in our calibration)
     )
+    gamma: float = 1.0  # discount of the per-frame rewards (ReaLchords: 1)
+    group: int = 1  # rollouts per prompt melody; > 1: leave-one-out group baseline instead of the value head (ours)
     value_coef: float = 0.5  # weight of the value regression (ours)
     grad_clip: float = 1.0  # global gradient-norm clip (ours)
     folk_fraction: float = (
@@ -130,6 +132,13 @@ class RLConfig:
             frames=self.frames,
             log_every=self.log_every,
         )
+        _positive("rl", group=self.group)
+        if self.batch_size % self.group:
+            raise ValueError(
+                f"rl.batch_size ({self.batch_size}) must be a multiple of rl.group ({self.group})"
+            )
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"rl.gamma must be in (0, 1], got {self.gamma}")
         if not 0 <= self.folk_fraction <= 1:
             raise ValueError(f"rl.folk_fraction must be in [0, 1], got {self.folk_fraction}")
 
@@ -145,6 +154,7 @@ class ReproduceConfig:
     )
     hack_change: float = 0.0  # the control's rl.rewards.change
     hack_kl_teacher: float = 0.02  # the control's rl.kl_teacher (the calibration's hacked run)
+    hack_kl_start: float = 0.0  # the control's rl.kl_start (no pull back to the MLE model)
     reuse: bool = (
         False  # reuse finished pretraining runs with the same settings (to re-tune RL only)
     )

@@ -223,7 +223,7 @@ class Teacher(nn.Module):
     def __init__(self, dim: int, layers: int, heads: int, max_frames: int, dropout: float):
         super().__init__()
         self.embed = TokenEmbedding(dim)
-        self.position = nn.Embedding(max_frames + 1, dim)
+        self.position = nn.Embedding(max_frames, dim)  # frame t (encoder) = step t (decoder)
         self.encoder = nn.ModuleList(Block(dim, heads, dropout) for _ in range(max(layers // 2, 1)))
         self.decoder = nn.ModuleList(Block(dim, heads, dropout, cross=True) for _ in range(layers))
         self.norm_enc, self.norm_dec = nn.LayerNorm(dim), nn.LayerNorm(dim)
@@ -233,8 +233,12 @@ class Teacher(nn.Module):
         return KVCache(len(self.decoder))
 
     def encode(self, melody_tokens: torch.Tensor) -> torch.Tensor:
-        """Bidirectional encoding of the whole melody ``[B, T]`` (PAD frames masked out)."""
-        pos = torch.arange(1, melody_tokens.shape[1] + 1, device=melody_tokens.device)
+        """Bidirectional encoding of the whole melody ``[B, T]`` (PAD frames masked out).
+
+        Melody frame t takes position t, the position of the decoder step that predicts chord t (its input
+        is c_{t-1}, or BOS at t = 0), so cross-attention lines each chord up with the note it harmonises.
+        """
+        pos = torch.arange(melody_tokens.shape[1], device=melody_tokens.device)
         x = self.embed(melody_tokens) + self.position(pos)
         real = melody_tokens != PAD
         for block in self.encoder:
@@ -244,10 +248,14 @@ class Teacher(nn.Module):
     def forward(
         self, chord_inputs: torch.Tensor, memory: torch.Tensor, cache: KVCache | None = None
     ):
-        """Chord logits for decoder inputs [BOS, c_1, ..., c_{n-1}] (shifted chords) given the encoded melody."""
+        """Chord logits for decoder inputs [BOS, c_1, ..., c_{n-1}] (shifted chords) given the encoded melody.
+
+        Step t also adds the encoding of melody frame t, the note its chord must fit (ours): the frames are
+        aligned, so the decoder need not learn to find that note by cross-attention first.
+        """
         start = 0 if cache is None else cache.length
         pos = torch.arange(start, start + chord_inputs.shape[1], device=chord_inputs.device)
-        x = self.embed(chord_inputs) + self.position(pos)
+        x = self.embed(chord_inputs) + self.position(pos) + memory[:, pos]
         for i, block in enumerate(self.decoder):
             x = block(x, causal=True, cache=cache, layer=i, memory=memory)
         return typed_logits(self.head(self.norm_dec(x)), True)

@@ -7,7 +7,8 @@ the online model (and a reward-hacking control), evaluate, and write runs/realja
 Overrides are config keys (python -m realjam.train --help lists them); reproduce.workers=N trains
 independent stages in N processes (mle || teacher + reward model, then rl || rl_hack); reproduce.seeds
 lists the seeds (results are means over seeds). The control ("rl_hack") is the calibration's hacked run:
-no rapid-change penalty and a weak KL (reproduce.hack_change, reproduce.hack_kl_teacher).
+no rapid-change penalty and a weak KL (reproduce.hack_change, reproduce.hack_kl_teacher,
+reproduce.hack_kl_start).
 """
 
 from __future__ import annotations
@@ -176,6 +177,7 @@ def run_seed(cfg, scale: str, seed: int) -> dict[str, float]:
         hack = {
             **runs,
             "kl_teacher": cfg.reproduce.hack_kl_teacher,
+            "kl_start": cfg.reproduce.hack_kl_start,
             "rewards": {"change": cfg.reproduce.hack_change},
         }
         rl_jobs.append(([_stage(cfg, "rl", f"{scale}/rl_hack{tag}", rl=hack)],))

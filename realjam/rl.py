@@ -61,6 +61,13 @@ def gae(
     return advantages
 
 
+def leave_one_out(returns: torch.Tensor, group: int) -> torch.Tensor:
+    """Each row's returns ``[B, T]`` minus the mean of the other rows of its group (rows i*group ...)."""
+    grouped = returns.view(-1, group, returns.shape[1])
+    others = (grouped.sum(1, keepdim=True) - grouped) / (group - 1)
+    return (grouped - others).view_as(returns)
+
+
 def rl_step(
     policy: OnlineModel,
     value_head: ValueHead,
@@ -100,10 +107,15 @@ def rl_step(
         teacher_logp = teacher.chord_logits(melody_tokens, chords)
         start_logp = start_model.chord_logits(seq)
 
-    # 3. Advantages (GAE on the learned baseline), the loss of eq. 1 and the value regression.
+    # 3. Advantages, the loss of eq. 1 and the value regression. Advantages: GAE on the learned baseline,
+    # or (rl.group > 1) each frame's return minus the mean return at that frame of the other rollouts of
+    # the same melody (a leave-one-out baseline, ours: no critic to warm up in a short run).
     scale = float(melody_tokens.shape[1])  # values predict returns per frame, so they stay O(1)
-    advantages = gae(rewards, values.detach() * scale, cfg.gae_lambda)
+    advantages = gae(rewards, values.detach() * scale, cfg.gae_lambda, cfg.gamma)
     returns = advantages + values.detach() * scale
+    if cfg.group > 1:
+        returns = gae(rewards, torch.zeros_like(rewards), 1.0, cfg.gamma)
+        advantages = leave_one_out(returns, cfg.group)
     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
     kl_teacher = kl_per_position(logp_all, teacher_logp)
     kl_start = kl_per_position(logp_all, start_logp)

@@ -121,7 +121,10 @@ def train_rl(cfg) -> Path:
         )
         start = run.restore()
         weights = RewardWeights(**OmegaConf.to_container(rl.rewards))
-        n_folk = round(rl.batch_size * rl.folk_fraction) if folk else 0
+        melodies = (
+            rl.batch_size // rl.group
+        )  # distinct prompts per update, each played rl.group times
+        n_folk = round(melodies * rl.folk_fraction) if folk else 0
         print(
             f"realjam rl: run {run.dir} | prompts: {len(chorales)} chorales, {len(folk)} folk tunes"
         )
@@ -130,10 +133,10 @@ def train_rl(cfg) -> Path:
             parts = []
             if n_folk:
                 parts.append(random_prompts(folk, n_folk, rl.frames, prompts))
-            if rl.batch_size - n_folk:
-                parts.append(random_prompts(chorales, rl.batch_size - n_folk, rl.frames, prompts))
-            pitches = torch.cat([p for p, _ in parts]).to(run.device)
-            melody = torch.cat([m for _, m in parts]).to(run.device)
+            if melodies - n_folk:
+                parts.append(random_prompts(chorales, melodies - n_folk, rl.frames, prompts))
+            pitches = torch.cat([p for p, _ in parts]).repeat_interleave(rl.group, 0).to(run.device)
+            melody = torch.cat([m for _, m in parts]).repeat_interleave(rl.group, 0).to(run.device)
             stats = rl_step(
                 policy,
                 value_head,

@@ -68,6 +68,29 @@ def test_teacher_sees_the_whole_melody():
     assert not torch.allclose(a[:, 0], b[:, 0])  # the first chord depends on the last note
 
 
+def test_teacher_aligns_melody_frame_t_with_chord_frame_t():
+    """The decoder step that predicts chord t and the encoder's melody frame t carry the same position,
+    and that step reads melody frame t's encoding: changing the note at t changes chord t's logits
+    through the aligned input even when cross-attention is switched off."""
+    _, teacher = tiny_models()
+    calls = []
+    teacher.position.register_forward_hook(lambda m, args, out: calls.append(args[0].tolist()))
+    melody = encode_melody(torch.arange(60, 60 + FRAMES)[None])
+    chords = encode_chords(torch.arange(FRAMES)[None] % 48)
+    with torch.no_grad():
+        teacher.chord_logits(melody, chords)
+    encoder_positions, decoder_positions = calls
+    assert encoder_positions == decoder_positions == list(range(FRAMES))
+
+    for block in teacher.decoder:
+        block.cross = None  # no cross-attention: only the aligned input can carry the melody
+    changed = melody.clone()
+    changed[0, 5] = MELODY_REST
+    with torch.no_grad():
+        a, b = teacher.chord_logits(melody, chords), teacher.chord_logits(changed, chords)
+    assert not torch.allclose(a[:, 5], b[:, 5])
+
+
 def test_kv_cache_gives_the_full_forward_pass_logits():
     online, teacher = tiny_models()
     melody, chords = random_pair()

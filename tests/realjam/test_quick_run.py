@@ -46,11 +46,6 @@ def test_mle_harmony_beats_random_chords(quick):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met by the quick run (teacher 0.828 vs online 0.914 nats: 0.086 below, not 0.3); "
-    "the teacher is undertrained and reads the encoder one frame off (README)",
-)
 def test_teacher_nll_is_below_the_online_models(quick):
     assert quick["teacher/chord_nll"] <= quick["mle/chord_nll"] - 0.3, (
         f"teacher {quick['teacher/chord_nll']:.3f} vs online {quick['mle/chord_nll']:.3f}"
@@ -63,10 +58,6 @@ def test_teacher_harmony_is_no_worse_than_the_online_models(quick):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met by the quick run (RL 0.397 vs MLE 0.370: +0.027, not +0.05); README",
-)
 def test_rl_raises_harmony_over_mle(quick):
     assert quick["rl/harmony_rate"] >= quick["mle/harmony_rate"] + 0.05, (
         f"RL {quick['rl/harmony_rate']:.3f} vs MLE {quick['mle/harmony_rate']:.3f}"

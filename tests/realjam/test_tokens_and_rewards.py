@@ -8,7 +8,7 @@ import torch
 from common.music.chords import CHORD_QUALITIES, N_QUALITIES, NO_CHORD, OTHER
 from realjam.data import reduce_chord_labels
 from realjam.rewards import RewardWeights, frames_held, reward_terms
-from realjam.rl import gae, kl_per_position
+from realjam.rl import gae, kl_per_position, leave_one_out
 from realjam.tokens import (
     BOS,
     CHORD_BASE,
@@ -171,3 +171,16 @@ def test_chord_reduction_per_eighth_with_passing_dissonances_carried():
         SILENT,
         SILENT,
     ]
+
+
+def test_leave_one_out_baseline_compares_rollouts_of_the_same_melody():
+    pairs = torch.tensor(
+        [[1.0, 0.0], [3.0, 2.0], [5.0, 5.0], [5.0, 5.0]]
+    )  # two melodies, two rollouts each
+    assert torch.equal(
+        leave_one_out(pairs, 2), torch.tensor([[-2.0, -2.0], [2.0, 2.0], [0.0, 0.0], [0.0, 0.0]])
+    )
+    triple = torch.tensor(
+        [[0.0], [3.0], [6.0]]
+    )  # one melody, three rollouts: baseline = mean of the others
+    assert torch.equal(leave_one_out(triple, 3), torch.tensor([[-4.5], [0.0], [4.5]]))
