@@ -187,3 +187,19 @@ def test_harmonize_refuses_a_bad_midi_file_in_one_line(tiny_run, tmp_path, conte
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.mid" in lines[0], result.stderr
+
+
+def test_harmonize_without_a_run_uses_the_shipped_model(tmp_path):
+    """Right after setup: the medium model where it is published, else the quick one."""
+    from coconet.trained import SHIPPED
+    from common.music.midi import write_midi
+
+    shipped = [path for path in SHIPPED if (path / "weights.safetensors").is_file()]
+    if not shipped:
+        pytest.skip("no model published in results/coconet/")
+    write_midi(np.array([[67] * 4 + [69] * 4 + [71] * 8 + [72] * 8]), tmp_path / "tune.mid")
+    result = run_cli("coconet.harmonize", str(tmp_path / "tune.mid"), "--out", str(tmp_path / "out"),
+                     "--no-audio")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"model {shipped[0]} " in result.stdout, result.stdout
+    assert (tmp_path / "out" / "tune_0.mid").is_file()
