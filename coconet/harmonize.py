@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
 
     set_threads(cfg.threads)
-    print(f"{parser.prog}: model {model_dir} ({cfg.model.layers} x {cfg.model.filters}, {cfg.name})")
+    print(
+        f"{parser.prog}: model {model_dir} ({cfg.model.layers} x {cfg.model.filters}, {cfg.name})"
+    )
     steps = args.steps or max(1, round(cfg.harmonize.steps_per_frame * len(melody)))
     s = cfg.sample
     melodies = torch.from_numpy(np.repeat(melody[None], args.samples, axis=0))
