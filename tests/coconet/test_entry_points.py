@@ -123,6 +123,20 @@ def test_resuming_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
         assert torch.equal(x, y), f"{name} differs after resume"
 
 
+def test_a_stopped_run_is_evaluated_where_it_stopped(tmp_path):
+    """``resume=true train.steps=<step reached>``: the pipeline evaluates the run without training it."""
+    stopped = train(
+        tiny_config(tmp_path, "name=quick/chorales_seed0", "train.steps=3", "reproduce.audio=false")
+    )
+    before, _ = load_model(stopped)
+    results = reproduce("quick", [*TINY, f"out_dir={tmp_path}", "resume=true", "train.steps=3",
+                                  "reproduce.audio=false"])  # fmt: skip
+    assert results["train/steps"] == 3 and "harmonize/voice_crossing_rate" in results
+    after, _ = load_model(stopped)
+    for (name, x), (_, y) in zip(before.state_dict().items(), after.state_dict().items()):
+        assert torch.equal(x, y), f"{name} changed: the stopped run was trained further"
+
+
 def test_full_config_loads_and_trains_a_few_steps_on_cpu(tmp_path):
     cfg = load_config(
         CoconetConfig,
