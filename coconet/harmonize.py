@@ -22,7 +22,7 @@ import torch
 
 from coconet.render import pianoroll_figure, write_score
 from coconet.sampling import harmonize
-from coconet.trained import load_model
+from coconet.trained import default_model_dir, load_model
 from common.music import N_VOICES, PITCH_HIGH, PITCH_LOW, MusicFileError, load_chorale, read_midi
 from common.runner import set_threads
 
@@ -84,12 +84,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--steps and --temperature must be >= 0")
     try:
         melody, name = load_melody(args.melody)
-        model, cfg = load_model(args.run)
+        model_dir = Path(args.run) if args.run else default_model_dir()
+        model, cfg = load_model(model_dir)
     except (ValueError, OSError) as err:  # MusicFileError is a ValueError naming the file
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
     set_threads(cfg.threads)
+    print(
+        f"{parser.prog}: model {model_dir} ({cfg.model.layers} x {cfg.model.filters}, {cfg.name})"
+    )
     steps = args.steps or max(1, round(cfg.harmonize.steps_per_frame * len(melody)))
     s = cfg.sample
     melodies = torch.from_numpy(np.repeat(melody[None], args.samples, axis=0))

@@ -2,6 +2,11 @@
 and keep its plots and trained model beside the results.
 
     python -m coconet.reproduce quick [key=value ...]     # also: python -m common.reproduce coconet quick
+    python -m coconet.reproduce medium resume=true                   # continue a stopped (SIGTERM) run
+    python -m coconet.reproduce medium resume=true train.steps=3662  # evaluate it at the step it reached
+
+A stopped run is evaluated where it stopped by resuming it with ``train.steps`` set to its last step (the
+loop has nothing left to do); a later ``resume=true`` with more steps continues it exactly.
 
 Returns the flat results (``runs/coconet/<scale>/results.json``): validation NLL per masked cell (pooled,
 and with little vs. most of the crop hidden), the tuned copy-neighbour baseline on the same cells, the

@@ -123,6 +123,20 @@ def test_resuming_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
         assert torch.equal(x, y), f"{name} differs after resume"
 
 
+def test_a_stopped_run_is_evaluated_where_it_stopped(tmp_path):
+    """``resume=true train.steps=<step reached>``: the pipeline evaluates the run without training it."""
+    stopped = train(
+        tiny_config(tmp_path, "name=quick/chorales_seed0", "train.steps=3", "reproduce.audio=false")
+    )
+    before, _ = load_model(stopped)
+    results = reproduce("quick", [*TINY, f"out_dir={tmp_path}", "resume=true", "train.steps=3",
+                                  "reproduce.audio=false"])  # fmt: skip
+    assert results["train/steps"] == 3 and "harmonize/voice_crossing_rate" in results
+    after, _ = load_model(stopped)
+    for (name, x), (_, y) in zip(before.state_dict().items(), after.state_dict().items()):
+        assert torch.equal(x, y), f"{name} changed: the stopped run was trained further"
+
+
 def test_full_config_loads_and_trains_a_few_steps_on_cpu(tmp_path):
     cfg = load_config(
         CoconetConfig,
@@ -187,3 +201,19 @@ def test_harmonize_refuses_a_bad_midi_file_in_one_line(tiny_run, tmp_path, conte
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.mid" in lines[0], result.stderr
+
+
+def test_harmonize_without_a_run_uses_the_shipped_model(tmp_path):
+    """Right after setup: the medium model where it is published, else the quick one."""
+    from coconet.trained import SHIPPED
+    from common.music.midi import write_midi
+
+    shipped = [path for path in SHIPPED if (path / "weights.safetensors").is_file()]
+    if not shipped:
+        pytest.skip("no model published in results/coconet/")
+    write_midi(np.array([[67] * 4 + [69] * 4 + [71] * 8 + [72] * 8]), tmp_path / "tune.mid")
+    result = run_cli("coconet.harmonize", str(tmp_path / "tune.mid"), "--out", str(tmp_path / "out"),
+                     "--no-audio")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"model {shipped[0]} " in result.stdout, result.stdout
+    assert (tmp_path / "out" / "tune_0.mid").is_file()
