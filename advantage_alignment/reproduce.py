@@ -6,8 +6,13 @@
 
 Settings (each trained for reproduce.n_seeds seeds, in one process, one after the other):
   ipd, ipd_beta0, ipd_beta3, ipd_eps02   AA (beta 1), the PG control, a large beta, epsilon-greedy 0.2
-  coin, coin_beta0                       AA (beta 1) and the actor-critic control
-  negotiation, negotiation_beta0, negotiation_paa   AA (beta 3), the control, and proximal AA
+  coin, coin_beta0                       AA (beta 3) and the actor-critic control
+  negotiation                            the preset's objective, beta 3: proximal AA at quick scale
+                                         (negotiation_medium), REINFORCE AA at full scale (the paper's)
+  negotiation_beta0                      the same preset with beta 0: PPO (quick) / actor-critic (full)
+  negotiation_paa, negotiation_aa        proximal AA and REINFORCE AA (Eq. 9 / Eq. 8), beta 3
+A setting whose configs equal an earlier setting's (negotiation_paa = negotiation at quick scale,
+negotiation_aa = negotiation at full scale) reuses that setting's runs instead of training them again.
 Results land in runs/advantage_alignment/<scale>/results.json, with the plots beside it.
 """
 
@@ -27,9 +32,10 @@ from common.plots import bar_chart, heatmap
 from common.results import PaperNumber, reproduce_cli, results_dir, write_results
 
 PAPER = "advantage_alignment"
-# Which preset each game uses at each scale (the quick Negotiation Game may need a longer preset).
+# Which preset each game uses at each scale. The quick Negotiation Game uses the longer
+# negotiation_medium preset (proximal AA, issue 14): negotiation_quick stays at the demand-everything 0.30.
 PRESETS = {
-    "quick": {"ipd": "ipd_quick", "coin": "coin_quick", "negotiation": "negotiation_quick"},
+    "quick": {"ipd": "ipd_quick", "coin": "coin_quick", "negotiation": "negotiation_medium"},
     "full": {"ipd": "ipd_full", "coin": "coin_full", "negotiation": "negotiation_full"},
 }
 # setting -> (game, changes to the game's preset); an explicit reproduce.n_seeds wins over these
@@ -42,7 +48,8 @@ SETTINGS: dict[str, tuple[str, dict]] = {
     "coin_beta0": ("coin", {"loss.beta": 0.0}),
     "negotiation": ("negotiation", {}),
     "negotiation_beta0": ("negotiation", {"loss.beta": 0.0}),
-    "negotiation_paa": ("negotiation", {"loss.proximal": True, "reproduce.n_seeds": 2}),
+    "negotiation_paa": ("negotiation", {"loss.proximal": True}),
+    "negotiation_aa": ("negotiation", {"loss.proximal": False, "reproduce.n_seeds": 1}),
 }
 REVIEW = "arXiv 2406.14662"
 PAPER_NUMBERS = {
@@ -128,6 +135,19 @@ def setting_configs(
     return out
 
 
+def same_runs(done: list[DictConfig], todo: list[DictConfig]) -> bool:
+    """The seed configs `todo` are the first len(todo) of `done`, up to the run names and the
+    number of seeds: those runs exist already."""
+
+    def plain(cfg: DictConfig) -> dict:
+        out = OmegaConf.to_container(cfg)
+        out.pop("name")
+        out["reproduce"].pop("n_seeds")
+        return out
+
+    return len(todo) <= len(done) and all(plain(a) == plain(b) for a, b in zip(done, todo))
+
+
 def mean_of(evals: list[dict], key: str) -> float:
     return float(np.mean([e[key] for e in evals]))
 
@@ -139,12 +159,23 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
     out = results_dir(PAPER, scale, cfgs["ipd"].out_dir)
     runs: dict[str, list[Path]] = {}
     evals: dict[str, list[dict]] = {}
+    trained: dict[str, list[DictConfig]] = {}  # setting -> its seed configs, to spot duplicates
+    keep_seeds = any(o.startswith("reproduce.n_seeds=") for o in overrides)
     for setting, (game, changes) in SETTINGS.items():
         if only not in ("all", game):
             continue
+        seed_cfgs = setting_configs(cfgs[game], scale, setting, changes, keep_seeds)
+        same = next((s for s, c in trained.items() if same_runs(c, seed_cfgs)), None)
+        if same is not None:  # e.g. negotiation_paa at quick scale: the negotiation runs themselves
+            print(f"{setting}: the same configs as {same}, its runs are reused")
+            runs[setting], evals[setting] = (
+                runs[same][: len(seed_cfgs)],
+                evals[same][: len(seed_cfgs)],
+            )
+            continue
+        trained[setting] = seed_cfgs
         runs[setting], evals[setting] = [], []
-        keep_seeds = any(o.startswith("reproduce.n_seeds=") for o in overrides)
-        for cfg in setting_configs(cfgs[game], scale, setting, changes, keep_seeds):
+        for cfg in seed_cfgs:
             run_dir = train(cfg)
             runs[setting].append(run_dir)
             evals[setting].append(evaluate(run_dir))
@@ -223,7 +254,8 @@ def coin_results(runs, evals, out: Path) -> dict[str, float]:
 
 
 def negotiation_results(runs, evals, out: Path) -> dict[str, float]:
-    settings = [s for s in ("negotiation", "negotiation_beta0", "negotiation_paa") if s in evals]
+    names = ("negotiation", "negotiation_beta0", "negotiation_paa", "negotiation_aa")
+    settings = [s for s in names if s in evals]
     results = {}
     for setting in settings:
         e = evals[setting]
@@ -234,7 +266,13 @@ def negotiation_results(runs, evals, out: Path) -> dict[str, float]:
         results[f"{setting}/vs_always_defect_reward"] = mean_of(e, "agent_vs_always_defect_reward")
         results[f"{setting}/ad_vs_agent_reward"] = mean_of(e, "always_defect_vs_agent_reward")
     first = evals[settings[0]]
-    league = {s: [x["self_play_reward"] for x in evals[s]] for s in settings}
+    # a setting that reused an earlier one's runs (negotiation_paa at quick scale) is plotted once
+    plotted = [
+        s
+        for i, s in enumerate(settings)
+        if not any(runs[s] == runs[t][: len(runs[s])] for t in settings[:i])
+    ]
+    league = {s: [x["self_play_reward"] for x in evals[s]] for s in plotted}
     league["always_cooperate"] = [x["always_cooperate_vs_always_cooperate_reward"] for x in first]
     league["always_defect"] = [x["always_defect_vs_always_defect_reward"] for x in first]
     bar_chart(
@@ -260,7 +298,7 @@ def negotiation_results(runs, evals, out: Path) -> dict[str, float]:
     )
     plot_learning_curves(
         out / "negotiation_learning_curves.png",
-        {s: runs[s] for s in settings},
+        {s: runs[s] for s in plotted},
         "eval/self_play_reward",
         "self-play reward per round",
         hline={"always cooperate": 0.5, "always defect": 0.3},

@@ -44,6 +44,10 @@ full, full_dir = load("full")
 
 # %% [markdown]
 # ## Results against the paper (every key of the issue, and the ablations)
+#
+# At quick scale the Negotiation Game runs the `negotiation_medium` preset: `negotiation/` is **proximal**
+# AA (PAA, beta 3), `negotiation_paa/` the same runs, `negotiation_beta0/` plain PPO and `negotiation_aa/`
+# REINFORCE AA (one seed). The paper's Fig. 3a AA is REINFORCE AA at batch 16384 (README).
 
 # %%
 keys = sorted({*PAPER_NUMBERS, *(quick or {})})

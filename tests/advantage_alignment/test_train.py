@@ -115,6 +115,10 @@ def test_reproduce_main_writes_every_issue_key(tmp_path):
         assert key in results, key
     out = tmp_path / "advantage_alignment" / "quick"
     assert (out / "results.json").is_file()
+    # quick scale: the negotiation preset is already proximal, so negotiation_paa reuses its runs
+    assert results["negotiation_paa/self_play_reward"] == results["negotiation/self_play_reward"]
+    assert not (out / "negotiation_paa_seed0").exists()
+    assert (out / "negotiation_aa_seed0").is_dir()
     for plot in (
         "ipd_p_coop",
         "coin_cross_play",
@@ -122,6 +126,16 @@ def test_reproduce_main_writes_every_issue_key(tmp_path):
         "negotiation_learning_curves",
     ):
         assert (out / f"{plot}.png").is_file(), plot
+
+
+def test_same_runs_spots_a_setting_that_repeats_an_earlier_one():
+    cfg = load_config(AAConfig, "negotiation_medium", [], CONFIG_DIR)
+    negotiation = reproduce.setting_configs(cfg, "quick", "negotiation", {})
+    paa = reproduce.setting_configs(cfg, "quick", "negotiation_paa", {"loss.proximal": True})
+    one_seed = reproduce.setting_configs(cfg, "quick", "x", {"reproduce.n_seeds": 1})
+    aa = reproduce.setting_configs(cfg, "quick", "negotiation_aa", {"loss.proximal": False})
+    assert reproduce.same_runs(negotiation, paa) and reproduce.same_runs(negotiation, one_seed)
+    assert not reproduce.same_runs(negotiation, aa) and not reproduce.same_runs(one_seed, paa)
 
 
 def call_cli(main, argv):
