@@ -1,9 +1,9 @@
-"""ReaLJam live server: request-to-plan latency over simulated jams (issue 19), one JSON line.
+"""ReaLJam live server: request-to-plan latency over simulated jams, one JSON line.
 
     python bench/realjam_latency.py [--runs runs/realjam/quick] [--beats 64] [--sessions 8] [--plot PNG]
 
 A 64-beat jam at 120 BPM with N(0, 20 ms) note-time jitter against `python -m realjam.server` in its own
-process, alone and then 8 at once (their requests batched into one forward pass). Targets (issue 19): p95 < 100
+process, alone and then 8 at once (their requests batched into one forward pass). Targets: p95 < 100
 ms and p99 < 150 ms for one jam, p99 < 300 ms for eight, zero late frames. `make realjam` writes the same keys
 into runs/realjam/quick/results.json (realjam.jamsim.measure).
 """

@@ -79,7 +79,7 @@ class PretrainConfig:
 @dataclass
 class RewardConfig:
     harmony: float = (
-        1.0  # rule: per frame whose sounding melody note is a chord tone (ours, issue 18)
+        1.0  # rule: per frame whose sounding melody note is a chord tone (ours)
     )
     contrastive: float = 1.0  # model: cosine(melody, chords) paid on every frame (ReaLchords: 1.0)
     silence: float = 1.0  # rule: per silent chord frame against a sounding melody (authors' code)
@@ -150,7 +150,7 @@ class ReproduceConfig:
         2  # processes training independent stages at once (mle || teacher+reward, rl || rl_hack)
     )
     hack_control: bool = (
-        True  # also train the reward-hacking control: no change penalty, weak KL (issue 18)
+        True  # also train the reward-hacking control: no change penalty, weak KL (ours)
     )
     hack_change: float = 0.0  # the control's rl.rewards.change
     hack_kl_teacher: float = 0.02  # the control's rl.kl_teacher (the calibration's hacked run)
@@ -158,7 +158,7 @@ class ReproduceConfig:
     reuse: bool = (
         False  # reuse finished pretraining runs with the same settings (to re-tune RL only)
     )
-    latency_beats: int = 64  # simulated live jam per latency benchmark (issue 19); 0 skips it
+    latency_beats: int = 64  # simulated live jam per latency benchmark; 0 skips it
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Simulated players for the live server: request-to-plan latency and the protocol invariants (issue 19).
+"""Simulated players for the live server: request-to-plan latency and the protocol invariants.
 
 A player is a WebSocket client that owns its clock like the browser does: it plays a melody at the tempo with
 N(0, jitter) timing noise, quantises each key press/release to the nearest sixteenth-note frame, and asks for a

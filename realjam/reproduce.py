@@ -32,45 +32,45 @@ PAPER = "realjam"
 SRC = "ReaLchords (Wu et al., ICML 2024) / ReaLJam (arXiv 2502.21267)"
 PAPER_NUMBERS: dict[str, PaperNumber] = {
     "mle/harmony_rate": PaperNumber(
-        None, f"{SRC}: Hooktheory data, not comparable; issue 18 calibration 0.38-0.39"
+        None, f"{SRC}: Hooktheory data, not comparable; pre-study 0.38-0.39"
     ),
     "rl/harmony_rate": PaperNumber(
         None, f"{SRC}: RL above MLE (ReaLchords Table 1); no chorale number"
     ),
-    "random/harmony_rate": PaperNumber(None, "issue 18 calibration (lower-voice chords): 0.25"),
-    "real/harmony_rate": PaperNumber(None, "issue 18 calibration (lower-voice chords): 0.66"),
-    "teacher/harmony_rate": PaperNumber(None, "issue 18 calibration: 0.387"),
-    "unigram/chord_nll": PaperNumber(None, "issue 18 calibration: 4.07"),
-    "mle/chord_nll": PaperNumber(None, "issue 18 calibration: 1.73"),
-    "teacher/chord_nll": PaperNumber(None, "issue 18 calibration: 1.23"),
-    "rl/silence_rate": PaperNumber(None, "issue 18 check: <= 0.10"),
-    "rl/repeat_rate": PaperNumber(None, "issue 18 check: <= 0.10"),
-    "rl/chord_changes_per_frame": PaperNumber(None, "issue 18 check: <= 0.45"),
-    "real/chord_changes_per_frame": PaperNumber(None, "issue 18 calibration: 0.31"),
-    "rl/kl_per_chord_token": PaperNumber(None, "issue 18 check: <= 1.0 nat"),
+    "random/harmony_rate": PaperNumber(None, "pre-study (lower-voice chords): 0.25"),
+    "real/harmony_rate": PaperNumber(None, "pre-study (lower-voice chords): 0.66"),
+    "teacher/harmony_rate": PaperNumber(None, "pre-study: 0.387"),
+    "unigram/chord_nll": PaperNumber(None, "pre-study: 4.07"),
+    "mle/chord_nll": PaperNumber(None, "pre-study: 1.73"),
+    "teacher/chord_nll": PaperNumber(None, "pre-study: 1.23"),
+    "rl/silence_rate": PaperNumber(None, "our check: <= 0.10"),
+    "rl/repeat_rate": PaperNumber(None, "our check: <= 0.10"),
+    "rl/chord_changes_per_frame": PaperNumber(None, "our check: <= 0.45"),
+    "real/chord_changes_per_frame": PaperNumber(None, "pre-study: 0.31"),
+    "rl/kl_per_chord_token": PaperNumber(None, "our check: <= 1.0 nat"),
     "mle/harmony_after_key_change": PaperNumber(
         None, "ReaLchords Fig. 1: MLE does not recover (no number)"
     ),
     "rl/harmony_after_key_change": PaperNumber(
         None, "ReaLchords Fig. 1: RL recovers within beats (no number)"
     ),
-    "rl_hack/harmony_rate": PaperNumber(None, "issue 18 calibration, hacked run: 0.682"),
-    "rl_hack/chord_changes_per_frame": PaperNumber(None, "issue 18 calibration, hacked run: 0.81"),
-    "rl_hack/kl_per_chord_token": PaperNumber(None, "issue 18 calibration, hacked run: ~1.4"),
-    "wall_clock_s": PaperNumber(None, "issue 18: under 900 s on 2 idle cores"),
-    # Issue 19, the live server (realjam.jamsim.measure): ReaLJam reports no latency; these are targets.
-    "latency/p50_ms": PaperNumber(None, "issue 19 calibration: 75-95 ms for 32 frames, KV cache"),
-    "latency/p95_ms": PaperNumber(None, "issue 19 target: < 100 ms, one jam, 2 CPU cores"),
-    "latency/p99_ms": PaperNumber(None, "issue 19 target: < 150 ms, one jam"),
+    "rl_hack/harmony_rate": PaperNumber(None, "pre-study, hacked run: 0.682"),
+    "rl_hack/chord_changes_per_frame": PaperNumber(None, "pre-study, hacked run: 0.81"),
+    "rl_hack/kl_per_chord_token": PaperNumber(None, "pre-study, hacked run: ~1.4"),
+    "wall_clock_s": PaperNumber(None, "our target: under 900 s on 2 idle cores"),
+    # The live server (realjam.jamsim.measure): ReaLJam reports no latency; these are targets.
+    "latency/p50_ms": PaperNumber(None, "pre-study: 75-95 ms for 32 frames, KV cache"),
+    "latency/p95_ms": PaperNumber(None, "our target: < 100 ms, one jam, 2 CPU cores"),
+    "latency/p99_ms": PaperNumber(None, "our target: < 150 ms, one jam"),
     "latency8/p50_ms": PaperNumber(None, "ours: 8 concurrent jams, batched"),
     "latency8/p95_ms": PaperNumber(None, "ours: 8 concurrent jams, batched"),
-    "latency8/p99_ms": PaperNumber(None, "issue 19 target: < 300 ms, 8 concurrent jams"),
-    "protocol/late_frames": PaperNumber(None, "issue 19 target: 0 (ReaLJam §3.2 commit window)"),
+    "latency8/p99_ms": PaperNumber(None, "our target: < 300 ms, 8 concurrent jams"),
+    "protocol/late_frames": PaperNumber(None, "our target: 0 (ReaLJam §3.2 commit window)"),
     "protocol/committed_changes": PaperNumber(
         None, "ReaLJam §3.2: committed chords never change (0)"
     ),
     "protocol/plans_short_of_lookahead": PaperNumber(
-        None, "issue 19: every plan covers the lookahead (0)"
+        None, "our check: every plan covers the lookahead (0)"
     ),
     "protocol/errors": PaperNumber(None, "ours: error replies during the simulated jams (0)"),
     "latency/load_avg_1min": PaperNumber(None, "ours: the machine's load while measuring"),
@@ -207,7 +207,7 @@ def main(scale: str, overrides: list[str]) -> dict:
         shutil.copyfile(
             Path(rl_dirs[1]) / "plots" / "rl_training.png", out / "rl_hack_training.png"
         )
-    # ---- issue 19: the live server's latency and protocol checks against the agents just trained.
+    # ---- the live server's latency and protocol checks against the agents just trained.
     if cfg.reproduce.latency_beats > 0:
         from realjam.jamsim import measure
 
