@@ -78,9 +78,7 @@ class PretrainConfig:
 
 @dataclass
 class RewardConfig:
-    harmony: float = (
-        1.0  # rule: per frame whose sounding melody note is a chord tone (ours)
-    )
+    harmony: float = 1.0  # rule: per frame whose sounding melody note is a chord tone (ours)
     contrastive: float = 1.0  # model: cosine(melody, chords) paid on every frame (ReaLchords: 1.0)
     silence: float = 1.0  # rule: per silent chord frame against a sounding melody (authors' code)
     silence_allowance: float = (
