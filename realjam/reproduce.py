@@ -26,7 +26,6 @@ import common.results
 from common.config import load_config
 from common.results import PaperNumber, results_dir, write_results
 from realjam.config import CONFIG_DIR, RealJamConfig
-from realjam.store import validate
 
 PAPER = "realjam"
 SRC = "ReaLchords (Wu et al., ICML 2024) / ReaLJam (arXiv 2502.21267)"
@@ -192,7 +191,6 @@ def run_seed(cfg, scale: str, seed: int) -> dict[str, float]:
 def main(scale: str, overrides: list[str]) -> dict:
     started = time.time()
     cfg = load_config(RealJamConfig, scale, [f"name={scale}", *overrides], CONFIG_DIR)
-    validate(cfg)
     per_seed = []
     for seed in cfg.reproduce.seeds:
         results, rl_dirs = run_seed(cfg, scale, seed)

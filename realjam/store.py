@@ -4,53 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from common.config import ConfigError
 from common.runner import CheckpointError, load_checkpoint, load_run_config
 from realjam.model import ContrastiveReward, OnlineModel, Teacher
 
 
-def validate(cfg) -> None:
-    """Run the dataclasses' range checks on a merged config (overrides bypass ``__post_init__``)."""
-    try:
-        OmegaConf.to_object(cfg)
-    except Exception as err:  # omegaconf wraps the ValueError of a __post_init__
-        message = str(err).splitlines()[0]
-        raise ConfigError(f"invalid config: {message}") from err
+def _max_frames(cfg) -> int:
+    return max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames)
 
 
 def build_online(cfg) -> OnlineModel:
     n = cfg.net
-    return OnlineModel(
-        n.dim,
-        n.layers,
-        n.heads,
-        max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames),
-        n.dropout,
-    )
+    return OnlineModel(n.dim, n.layers, n.heads, _max_frames(cfg), n.dropout)
 
 
 def build_teacher(cfg) -> Teacher:
     n = cfg.net
-    return Teacher(
-        n.dim,
-        n.layers,
-        n.heads,
-        max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames),
-        n.dropout,
-    )
+    return Teacher(n.dim, n.layers, n.heads, _max_frames(cfg), n.dropout)
 
 
 def build_reward(cfg) -> ContrastiveReward:
     n = cfg.reward_net
-    return ContrastiveReward(
-        n.dim,
-        n.layers,
-        n.heads,
-        max(cfg.data.crop_frames, cfg.data.eval_frames, cfg.rl.frames),
-        n.dropout,
-    )
+    return ContrastiveReward(n.dim, n.layers, n.heads, _max_frames(cfg), n.dropout)
 
 
 BUILDERS = {

@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from common.config import parse_args
+from common.config import parse_args, validate
 from common.runner import Run
 from realjam.config import CONFIG_DIR, RealJamConfig
 from realjam.data import chorale_songs, folk_songs, random_crops, random_prompts
 from realjam.model import contrastive_loss, mle_loss, teacher_loss
 from realjam.rewards import RewardWeights
 from realjam.rl import ValueHead, rl_step
-from realjam.store import BUILDERS, load_stage, validate
+from realjam.store import BUILDERS, load_stage
 
 PAPER = "realjam"
 

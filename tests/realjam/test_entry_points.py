@@ -17,14 +17,14 @@ import sys
 import pytest
 import torch
 
-from common.config import ConfigError, load_config
+from common.config import ConfigError, load_config, validate
 from common.results import reproduce_cli
 from common.runner import CheckpointError, list_checkpoints, load_checkpoint
 from realjam.config import CONFIG_DIR, RealJamConfig
 from realjam.eval import main as eval_main
 from realjam.reproduce import PAPER, finished_run
 from realjam.reproduce import main as reproduce
-from realjam.store import load_stage, validate
+from realjam.store import load_stage
 from realjam.train import main as train_main
 from realjam.train import train
 
