@@ -38,6 +38,7 @@ import torch  # noqa: E402
 
 from common.agent_buffer import AgentBuffer  # noqa: E402
 from common.config import load_config  # noqa: E402
+from common.runner import keep_freed_memory  # noqa: E402
 from loqa.config import CONFIG_DIR, LoqaConfig  # noqa: E402
 from loqa.rollout import sample_opponents  # noqa: E402
 from loqa.train import make_agent, make_env, make_learner, train_step  # noqa: E402
@@ -111,6 +112,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as loqa.train does; the baseline gains from it as much as the fast loop
     print(
         f"load average {os.getloadavg()[0]:.2f}, {args.threads} thread(s), {platform.processor()}"
     )

@@ -70,6 +70,7 @@ its logging interval still logs), ``run.write_json(name, data)``, ``run.save(ste
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -148,6 +149,23 @@ def set_threads(threads: int) -> None:
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
+
+
+def keep_freed_memory() -> bool:
+    """Asks glibc to serve every allocation from its heap and never hand freed memory back.
+
+    By default glibc maps each allocation over ~32 MB fresh from the kernel and unmaps it when freed,
+    so a training loop that allocates the same [B T, 3 H] activations every iteration pays page
+    faults on every first touch: ~40% of a 40 MB matrix product's time (LOQA at the paper's sizes,
+    bench/loqa.py). With mmap off and no trimming, the second iteration reuses the first one's
+    pages. Returns False where this is not glibc (nothing changes there).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**30))
+    except (OSError, AttributeError):
+        return False
 
 
 def rng_states() -> dict[str, Any]:

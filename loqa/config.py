@@ -91,6 +91,7 @@ class TrainConfig:
     rollout_block_opponents: int = (
         0  # opponents whose episodes play in turn; 0 = all (speed only, ours)
     )
+    native_rollout: bool = True  # Coin Game episodes in C (loqa/native.py; speed only, ours)
     log_every: int = 10  # iterations between training-scalar logs
     eval_every: int = 50  # iterations between evaluations (paper: 100)
     eval_episodes: int = 128  # Coin Game evaluation episodes (IPD evaluation is exact)

@@ -21,8 +21,15 @@ IPD_STATES = ("start", "CC", "CD", "DC", "DD")
 # along a leading K dimension (one parameter set per group of N episodes).
 # ---------------------------------------------------------------------------------------------------
 def linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """x W^T + b for W [out, in] with x [..., in], or W [K, out, in] with x [K, N, in]."""
-    return torch.matmul(x, weight.transpose(-1, -2)) + bias.unsqueeze(-2)
+    """x W^T + b for W [out, in] with x [..., in], or W [K, out, in] with x [K, N, in].
+
+    addmm / baddbmm: the bias is added inside the product's output pass, not in a second pass over
+    a [B T, 3 H] tensor (bit-identical to matmul + add on the CPU, tests/loqa/test_model.py).
+    """
+    if weight.dim() == 2:
+        out = torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight.t())
+        return out.view(*x.shape[:-1], weight.shape[0])
+    return torch.baddbmm(bias.unsqueeze(-2), x, weight.transpose(-1, -2))
 
 
 def sub_params(params: Params, prefix: str) -> Params:

@@ -28,7 +28,7 @@ from common.envs.agents import IPD_ALWAYS_COOPERATE, IPD_ALWAYS_DEFECT, coin_alw
 from common.envs.coin_game import CoinGame
 from common.envs.ipd import IteratedPrisonersDilemma
 from common.envs.matrix_games import STATE_NAMES
-from common.runner import Run
+from common.runner import Run, keep_freed_memory
 from loqa.config import CONFIG_DIR, LoqaConfig
 from loqa.league import BotPlayer, LearnedPlayer, ipd_pair, play_coin_match
 from loqa.model import critic_loss, ema_update, loqa_actor_losses
@@ -170,6 +170,7 @@ def train_step(
         epsilon=cfg.env.epsilon,
         generator=generator,
         opponents_per_block=cfg.train.rollout_block_opponents,
+        native=cfg.train.native_rollout,
         opponent_outputs=train_actor or logging,  # the shaping term's opponent actor and critic
     )
     own_obs = batch["obs"][:, :, 0]  # [B, T+1, D]
@@ -231,6 +232,7 @@ def train_step(
 def train(cfg: DictConfig) -> Path:
     """Train one agent; returns its run directory."""
     validate(cfg)
+    keep_freed_memory()  # no page faults on the same big activations every iteration (runner.py)
     with Run(cfg, paper="loqa") as run:
         device = run.device
         # ---- build: agent, EMA target, optimisers, environments, generators ----

@@ -55,20 +55,27 @@ def run(step, cfg, iterations: int):
     return learner, outs
 
 
+PAPER_SIZES = ["train.batch_size=16", "train.opponents_per_batch=16"]
+
+
 @pytest.mark.parametrize(
     ("preset", "overrides", "exact"),
     [
-        ("coin_quick", ["train.batch_size=32", "train.opponents_per_batch=4"], True),
+        (  # the PyTorch loop: bit for bit
+            "coin_quick",
+            ["train.batch_size=32", "train.opponents_per_batch=4", "train.native_rollout=false"],
+            True,
+        ),
         ("ipd_quick", ["train.batch_size=64"], True),
         (  # one opponent per episode, drawn from 1-2 past agents: repeats, several blocks
             "coin_full",
-            [
-                "train.batch_size=16",
-                "train.opponents_per_batch=16",
-                "train.rollout_block_opponents=1",
-            ],
+            [*PAPER_SIZES, "train.rollout_block_opponents=1", "train.native_rollout=false"],
             False,
         ),
+        # The C rollout (native.py): the same episodes; its matrix-vector products sum in another
+        # order, so the opponents' logits and Q, and through them the losses, agree to rounding.
+        ("coin_quick", ["train.batch_size=32", "train.opponents_per_batch=4"], False),
+        ("coin_full", PAPER_SIZES, False),
     ],
 )
 def test_fast_iteration_equals_the_old_loop(preset, overrides, exact):
