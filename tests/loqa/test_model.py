@@ -291,3 +291,30 @@ def test_pola_gru_sequence_equals_stepping_forward(pre_layers):
         torch.testing.assert_close(gru.sequence(inputs, params), torch.stack(stepped, -2))
     gru.head.bias.data += 1.0  # in place, as an optimiser step: the cached params follow
     torch.testing.assert_close(gru.own_params()["head.bias"], gru.head.bias)
+
+
+@pytest.mark.parametrize("pre_layers", [1, 2])
+@pytest.mark.parametrize("stacked", [False, True])
+def test_pola_gru_sequence_backward_equals_autograd_through_forward(pre_layers, stacked):
+    """GRURecurrence's hand-written backpropagation through time gives autograd's gradients."""
+    torch.manual_seed(2)
+    gru = PolaGRU(5, 8, 4, pre_layers=pre_layers).double()
+    params = dict(gru.named_parameters())
+    if stacked:  # 3 nets, as the opponents' stacked parameters
+        params = {
+            k: torch.stack([v, 2 * v, -v]).detach().requires_grad_() for k, v in params.items()
+        }
+    x = torch.randn(*((3,) if stacked else ()), 6, 7, 5, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(*x.shape[:-1], 4, dtype=torch.float64)  # a loss that weighs every output
+    leaves = [x, *params.values()]
+
+    def gradients(outputs):
+        return torch.autograd.grad((outputs * weights).sum(), leaves)
+
+    carry, stepped = None, []
+    for t in range(x.shape[-2]):
+        out, carry = gru(x[..., t, :], carry, params)
+        stepped.append(out)
+    expected = gradients(torch.stack(stepped, -2))
+    for got, want, name in zip(gradients(gru.sequence(x, params)), expected, ["x", *params]):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=name)
