@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from common.config import BaseConfig, check_choice, check_range
+from common.config import RESUME_MAY_CHANGE, BaseConfig, check_choice, check_range
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 GAMES = ("ipd", "coin")
@@ -117,6 +118,14 @@ class EvalConfig:
 
 @dataclass
 class LoqaConfig(BaseConfig):
+    # A resume may also change how many seeds the reproduction trains and how episodes are played
+    # (the same episodes either way, tests/loqa/test_fast_iteration.py).
+    resume_may_change: ClassVar[tuple[str, ...]] = (
+        *RESUME_MAY_CHANGE,
+        "n_seeds",
+        "train.native_rollout",
+        "train.rollout_block_opponents",
+    )
     name: str = "ipd_quick"
     n_seeds: int = 3  # reproduce.py trains seeds seed .. seed + n_seeds - 1 (paper: 10)
     env: EnvConfig = field(default_factory=EnvConfig)
