@@ -8,14 +8,18 @@ One iteration (loqa.train.train_step) = rollout of a batch of episodes against o
 buffer, our actor/critic and the EMA target over the histories, the opponents' actor and critic, the
 actor loss with the shaping term, the critic loss, gradients and the optimiser steps. Learning env-steps/s
 = batch x episode length / seconds per iteration (one env-step = both players act in one env). The baseline
-is bench/loqa_baseline.py (the loop as it was). Times are CPU seconds of this one-thread process (a loaded
-machine's waits for a core are not counted, its contention for memory bandwidth is), and baseline and
-fast iterations alternate, so their ratio survives a loaded machine better than the absolute rates; note
-the load average anyway.
-Sizes: quick = configs/coin_quick.yaml (batch 128, GRU 64, 8 opponents); paper = configs/coin_full.yaml
-(batch 512, actor GRU 128 with 2 pre-layers, critic GRU 64, one opponent per episode), with a buffer of
-600 past agents (iteration 6000, pushes every 10; the headline) and of 300 (mid-run: more of the 512
-draws repeat an agent, which the fast loop plays once). The last line of stdout is one JSON object.
+is bench/loqa_baseline.py: the training loop as it was when this benchmark was written (PyTorch rollout,
+opponents re-run over their histories); it shares loqa/networks.py with the fast loop, so the network-level
+gains (the GRU's backward, addmm) speed up both columns and the ratio counts the loop's gains only. Times
+are CPU seconds of this process, with --threads 1 (default) a measure that a loaded machine's waits for a
+core do not inflate (its contention for memory bandwidth still does); baseline and fast iterations
+alternate, so their ratio survives a loaded machine better than the absolute rates; note the load average
+anyway. With --threads 2 the C rollout splits its episodes over both threads, PyTorch its products; CPU
+seconds then count both threads, so compare wall clocks (the `*_wall_*` keys) on an idle machine.
+Sizes: quick = configs/coin_quick.yaml (batch 256, the paper's networks, one opponent per episode);
+paper = configs/coin_full.yaml (batch 512, actor GRU 128 with 2 pre-layers, critic GRU 64, one opponent per
+episode), with a buffer of 600 past agents (iteration 6000, pushes every 10; the headline) and of 300
+(mid-run: more of the 512 draws repeat an agent). The last line of stdout is one JSON object.
 """
 
 from __future__ import annotations
@@ -63,16 +67,16 @@ def setup(size: str, overrides: list[str], agents: int | None = None):
     return cfg, learner, buffer, env, generator
 
 
-def seconds_per_iteration(step, cfg, learner, buffer, env, generator) -> float:
-    """CPU seconds of this process (one thread): on a shared box, waiting for a core is not counted."""
-    start = time.process_time()
+def seconds_per_iteration(step, cfg, learner, buffer, env, generator) -> tuple[float, float]:
+    """(CPU seconds of this process, wall seconds) of one iteration."""
+    start, wall = time.process_time(), time.perf_counter()
     if step is train_step:
         opponents = sample_opponents(buffer, cfg.train.opponents_per_batch, generator)
     else:
         opponents = buffer.sample(cfg.train.opponents_per_batch, generator)
     it = cfg.train.critic_warmup  # the actor trains: the full iteration
     step(cfg, learner, env, opponents, generator, it, logging=False)
-    return time.process_time() - start
+    return time.process_time() - start, time.perf_counter() - wall
 
 
 def measure(
@@ -85,20 +89,24 @@ def measure(
     variants["fast"] = (train_step, [])  # the preset's block size
     states = {name: setup(size, overrides, agents) for name, (_, overrides) in variants.items()}
     times: dict[str, list[float]] = {name: [] for name in variants}
+    walls: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(rounds + 1):  # round 0 warms up
         for name, (step, _) in variants.items():
-            seconds = seconds_per_iteration(step, *states[name])
+            seconds, wall = seconds_per_iteration(step, *states[name])
             if r:
                 times[name].append(seconds)
+                walls[name].append(wall)
     cfg = states["fast"][0]
     env_steps = cfg.train.batch_size * cfg.env.episode_length
     out = {}
     for name, values in times.items():
-        median = statistics.median(values)
+        median, wall = statistics.median(values), statistics.median(walls[name])
         out[f"{name}_s_per_iteration"] = round(median, 4)
         out[f"{name}_env_steps_per_s"] = round(env_steps / median, 1)
+        out[f"{name}_wall_s_per_iteration"] = round(wall, 4)
         print(
-            f"{size:>5} {name:<16} {median:8.3f} s/iteration {env_steps / median:10.0f} env-steps/s"
+            f"{size:>5} {name:<16} {median:8.3f} CPU-s/iteration {env_steps / median:10.0f} "
+            f"env-steps/s  (wall {wall:.3f} s)"
         )
     return out
 
@@ -132,8 +140,11 @@ def main() -> None:
         "speedup_vs_baseline_paper_mid_run": round(
             mid["baseline_s_per_iteration"] / mid["fast_s_per_iteration"], 2
         ),
+        "wall_speedup_vs_baseline_paper": round(
+            paper["baseline_wall_s_per_iteration"] / paper["fast_wall_s_per_iteration"], 2
+        ),
         # about the mean over a run's iterations: the buffer grows from 1 to 600 agents
-        "paper_6000_iterations_h": round(6000 * mid["fast_s_per_iteration"] / 3600, 2),
+        "paper_6000_iterations_h": round(6000 * mid["fast_wall_s_per_iteration"] / 3600, 2),
         "threads": args.threads,
         "load_average": round(os.getloadavg()[0], 2),
         **{f"quick/{k}": v for k, v in quick.items()},

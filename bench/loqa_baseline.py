@@ -1,6 +1,7 @@
 """The LOQA iteration as it was before the speed work (frozen copy, commit 098a2f3 of loqa/train.py and
-the sequence passes of loqa/networks.py): the in-process baseline of bench/loqa.py and of the test that
-the fast iteration computes the same numbers (tests/loqa/test_fast_iteration.py). Do not edit.
+of loqa/networks.py's products and GRU sequence pass, which train_step swaps in while it runs): the
+in-process baseline of bench/loqa.py and of the test that the fast iteration computes the same numbers
+(tests/loqa/test_fast_iteration.py). Do not edit.
 
 One iteration = a step-by-step rollout of all episodes at once (opponents' actors on stacked
 parameters), then our actor/critic, the EMA target and the opponents' actor and critic re-run over the
@@ -9,9 +10,53 @@ whole histories, the losses, the gradients and the optimiser steps.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
+import loqa.networks as networks
 from loqa.model import critic_loss, ema_update, loqa_actor_losses
+
+
+def _linear(x, weight, bias):
+    return torch.matmul(x, weight.transpose(-1, -2)) + bias.unsqueeze(-2)
+
+
+def _gru_sequence(self, x, params=None):
+    p = self.own_params() if params is None else params
+    lead, steps = x.shape[:-2], x.shape[-2]
+
+    def all_steps(layer, inputs):
+        flat = inputs.reshape(*lead[:-1], lead[-1] * steps, inputs.shape[-1])
+        out = _linear(flat, p[f"{layer}.weight"], p[f"{layer}.bias"])
+        return out.reshape(*lead, steps, out.shape[-1])
+
+    x = torch.relu(all_steps("pre.0", x))
+    if len(self.pre) == 2:
+        x = all_steps("pre.1", x)
+    input_gates = [gates.unbind(-2) for gates in all_steps("input_gates", x).chunk(3, -1)]
+    hidden_weight, hidden_bias = p["hidden_gates.weight"], p["hidden_gates.bias"]
+    carry = self.initial_carry(tuple(lead)).to(x)
+    carries = []
+    for xr, xz, xn in zip(*input_gates):
+        hr, hz, hn = _linear(carry, hidden_weight, hidden_bias).chunk(3, -1)
+        reset = torch.sigmoid(xr + hr)
+        update = torch.sigmoid(xz + hz)
+        candidate = torch.tanh(xn + reset * hn)
+        carry = (1 - update) * candidate + update * carry
+        carries.append(carry)
+    return all_steps("head", torch.stack(carries, dim=-2))
+
+
+@contextlib.contextmanager
+def frozen_networks():
+    """networks.linear and PolaGRU.sequence as they were at 098a2f3, for the old loop's duration."""
+    saved = networks.linear, networks.PolaGRU.sequence
+    networks.linear, networks.PolaGRU.sequence = _linear, _gru_sequence
+    try:
+        yield
+    finally:
+        networks.linear, networks.PolaGRU.sequence = saved
 
 
 @torch.no_grad()
@@ -60,6 +105,11 @@ def _grads(loss, params):
 def train_step(cfg, learner, env, opponents, generator, it: int, logging: bool) -> dict:
     """One iteration of the old loop body; `learner` as loqa.train.Learner. Returns the batch and the
     losses (and, when logging, the two actor terms' gradients)."""
+    with frozen_networks():
+        return _train_step(cfg, learner, env, opponents, generator, it, logging)
+
+
+def _train_step(cfg, learner, env, opponents, generator, it: int, logging: bool) -> dict:
     agent, target = learner.agent, learner.target
     loss_cfg, w = cfg.loss, cfg.loss.shaping_weight
     batch = rollout(

@@ -123,11 +123,13 @@ class LoqaConfig(BaseConfig):
     resume_may_change: ClassVar[tuple[str, ...]] = (
         *RESUME_MAY_CHANGE,
         "n_seeds",
+        "control_seeds",
         "train.native_rollout",
         "train.rollout_block_opponents",
     )
     name: str = "ipd_quick"
     n_seeds: int = 3  # reproduce.py trains seeds seed .. seed + n_seeds - 1 (paper: 10)
+    control_seeds: int = 0  # seeds of the no-shaping control in reproduce.py; 0 = n_seeds (ours)
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -137,6 +139,7 @@ class LoqaConfig(BaseConfig):
     def __post_init__(self):
         super().__post_init__()
         check_range("n_seeds", self.n_seeds, low=1)
+        check_range("control_seeds", self.control_seeds, low=0)
         if self.model.actor == "tabular" and self.env.game != "ipd":
             raise ValueError(
                 f"model.actor=tabular only exists for the IPD, not env.game={self.env.game}"

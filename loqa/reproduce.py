@@ -80,7 +80,8 @@ def default_workers() -> int:
 def seed_configs(base: DictConfig, scale: str, game: str, variant: str) -> list[DictConfig]:
     """One resolved config per seed of a game/variant (runs/loqa/<scale>/<game>/<variant>_seed<s>)."""
     configs = []
-    for i in range(base.n_seeds):
+    seeds = base.control_seeds if variant != "loqa" and base.control_seeds else base.n_seeds
+    for i in range(seeds):
         cfg = OmegaConf.merge(base, {})  # a copy, still typed by the schema
         cfg.loss.shaping_weight = VARIANTS[variant] * base.loss.shaping_weight
         cfg.seed = base.seed + i
