@@ -124,7 +124,8 @@ def rollout(
     opponents: stacked parameters [U, ...]; group k (episodes k*B/K .. (k+1)*B/K - 1) plays opponent
     opponent_index[k] (default: K = U, group k plays opponent k). opponents_per_block: distinct
     opponents per block (0: all). native: play the Coin Game's episodes in C (native.py; the same
-    draws and episodes, ~10x faster) where it is supported, else in this loop. Returns obs [B, T+1, 2, D] (flattened observations, h_0..h_T),
+    draws and episodes, ~4x faster at the paper's sizes) where it is supported, else in this loop.
+    Returns obs [B, T+1, 2, D] (flattened observations, h_0..h_T),
     actions [B, T, 2], rewards [B, T, 2], for the Coin Game own/other coin pickups [B, T, 2], and with
     `opponent_outputs` the opponents' actor logits and critic Q over their histories h_0..h_T,
     op_logits / op_q [B, T+1, A].
@@ -132,9 +133,7 @@ def rollout(
     if opponent_index is None:
         opponent_index = torch.arange(next(iter(opponents.values())).shape[0])
     use_native = native and native_rollout.supported(env, agent)
-    if (
-        not opponents_per_block and not use_native
-    ):  # one block: repeated opponents cost less than more blocks
+    if not opponents_per_block and not use_native:  # one block: repeats cost less than more blocks
         opponents = {name: value[opponent_index] for name, value in opponents.items()}
         opponent_index = torch.arange(len(opponent_index))
     group = batch_size // len(opponent_index)
@@ -144,11 +143,12 @@ def rollout(
     coin = isinstance(env, CoinGame)
     if coin:
         respawns = torch.stack([env.sample_respawn_draws(batch_size) for _ in range(steps)])
-        step_fn = make_step_function(env.height, env.width, True, env.obs_dtype)
     if use_native:
         return native_rollout.play(
             env, agent, opponents, opponent_index, noise, respawns, opponent_outputs
         )
+    if coin:
+        step_fn = make_step_function(env.height, env.width, True, env.obs_dtype)
     blocks = episode_blocks(opponent_index, group, opponents_per_block or len(opponent_index))
     if not coin and len(blocks) > 1:
         raise ValueError("episode blocks need the Coin Game's pure step function")
