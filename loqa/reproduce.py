@@ -160,7 +160,7 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def seed_train_time_s(run_dirs: list[Path]) -> float:
+def seed_train_wall_clock_s(run_dirs: list[Path]) -> float:
     """Mean training wall clock of the seeds, summed over resumed parts (each run's last logged time_s)."""
     times = []
     for run_dir in run_dirs:
@@ -192,7 +192,9 @@ def main(scale: str, overrides: list[str]) -> dict[str, float]:
         save_agent(run_dirs[(game, "loqa")][0], out / "model" / f"{game}_loqa_seed{cfg[game].seed}")
         results[f"{game}/wall_clock_s"] = round(time.time() - game_start, 1)
         # This call's wall clock misses the parts of a resumed run; each run's own clock does not.
-        results[f"{game}/seed_train_time_s"] = seed_train_time_s(run_dirs[(game, "loqa")])
+        results[f"{game}/seed_train_wall_clock_s"] = seed_train_wall_clock_s(
+            run_dirs[(game, "loqa")]
+        )
     results["wall_clock_s"] = round(time.time() - start, 1)
     # The hardware beside the wall clock (results are numbers; the processor's name goes to a file).
     results["hardware/cpu_cores"] = default_workers()
