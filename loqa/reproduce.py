@@ -16,7 +16,6 @@ resumable: run it again and every seed continues from its latest checkpoint (a f
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import platform
@@ -29,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from common.config import load_config
 from common.results import PaperNumber, reproduce_cli, results_dir, write_results
-from common.runner import list_checkpoints
+from common.runner import list_checkpoints, read_metrics
 from loqa.config import CONFIG_DIR, LoqaConfig, LoqaReproduceConfig
 from loqa.eval import coin_results, ipd_results, save_agent
 from loqa.train import train
@@ -162,10 +161,7 @@ def cpu_name() -> str:
 
 def seed_train_wall_clock_s(run_dirs: list[Path]) -> float:
     """Mean training wall clock of the seeds, summed over resumed parts (each run's last logged time_s)."""
-    times = []
-    for run_dir in run_dirs:
-        last = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()[-1]
-        times.append(json.loads(last)["time_s"])
+    times = [read_metrics(run_dir)[-1]["time_s"] for run_dir in run_dirs]
     return round(sum(times) / len(times), 1)
 
 
