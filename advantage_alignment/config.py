@@ -49,7 +49,10 @@ class LossConfig:
         1.0  # weight of the alignment term (Eq. 8); 0 = actor-critic / PPO control; neg. 3
     )
     aggregation: str = (
-        "mean"  # own past advantages: running mean (code, Eq. 59) | discounted (Eq. 8)
+        "mean"  # own past advantages: running mean (code, Eq. 59) | discounted (Eq. 8) | decayed
+    )
+    memory_decay: float = (
+        0.864  # "decayed": weight d^(t-k) of A1_k; gamma x the DiCE 0.9 (coin code)
     )
     normalize_advantages: bool = True  # standardise A1, A2 before the product (authors' code)
     proximal: bool = False  # PAA: PPO clip on A* (Eq. 9) instead of REINFORCE on A* (Eq. 8)
@@ -65,8 +68,12 @@ class LossConfig:
     def __post_init__(self) -> None:
         _check(self.beta >= 0, f"loss.beta must be >= 0, got {self.beta}")
         _check(
-            self.aggregation in ("mean", "discounted"),
-            f"loss.aggregation must be mean or discounted, got {self.aggregation!r}",
+            self.aggregation in ("mean", "discounted", "decayed"),
+            f"loss.aggregation must be mean, discounted or decayed, got {self.aggregation!r}",
+        )
+        _check(
+            0 <= self.memory_decay < 1,
+            f"loss.memory_decay must be in [0, 1), got {self.memory_decay}",
         )
         _check(0 < self.clip < 1, f"loss.clip must be in (0, 1), got {self.clip}")
         _check(self.ppo_epochs >= 1, f"loss.ppo_epochs must be >= 1, got {self.ppo_epochs}")

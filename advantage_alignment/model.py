@@ -7,6 +7,8 @@ ICLR 2025 (arXiv 2406.14662). Opponent shaping reduces to re-weighting the agent
     A*_t = A1_t + beta * agg_{k<t}(A1_k) * A2_t                                     (aligned advantage)
     agg  = mean_{k<t} A1_k       (running mean, the authors' code; Eq. 59)          aggregation="mean"
          = gamma sum_{k<t} gamma^(t-k) A1_k  (the discounted sum of Eq. 8)          aggregation="discounted"
+         = sum_{k<=t} d^(t-k) A1_k   (a short memory, d = gamma * 0.9: the authors'
+                                      Coin Game code, which includes the current step) aggregation="decayed"
     AA:  L = -mean_t A*_t log pi(a_t|s_t) - c_H H(pi)                             (REINFORCE on A*, Eq. 8)
     PAA: L = -mean_t min(rho_t A*_t, clip(rho_t, 1-eps, 1+eps) A*_t) - c_H H(pi)  (PPO on A*, Eq. 9)
 
@@ -27,10 +29,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def past_own_advantage(own: Tensor, *, aggregation: str = "mean", gamma: float = 0.96) -> Tensor:
+def past_own_advantage(
+    own: Tensor, *, aggregation: str = "mean", gamma: float = 0.96, decay: float = 0.864
+) -> Tensor:
     """agg_{k<t} A1_k for every t: [B, T] -> [B, T], 0 at t = 0 (nothing in the past yet).
 
-    Only strictly past steps enter, so perturbing A1_t changes agg at t+1.. and never at t.
+    "mean" and "discounted": only strictly past steps enter, so perturbing A1_t changes agg at t+1..
+    and never at t. "decayed": sum_{k<=t} decay^(t-k) A1_k, the current step included (the authors'
+    Coin Game loss, whose DiCE weights give the step itself weight 1).
     """
     batch, steps = own.shape
     zeros = own.new_zeros(batch, 1)
@@ -44,7 +50,10 @@ def past_own_advantage(own: Tensor, *, aggregation: str = "mean", gamma: float =
         # S_t = gamma (S_{t-1} + A1_{t-1}), S_0 = 0, times gamma.
         weights = torch.tril(_power_matrix(steps, gamma, own), diagonal=-1)  # [T, T], k < t
         return gamma * own @ weights.T
-    raise ValueError(f"aggregation must be 'mean' or 'discounted', got {aggregation!r}")
+    if aggregation == "decayed":
+        weights = torch.tril(_power_matrix(steps, decay, own))  # [T, T], k <= t
+        return own @ weights.T
+    raise ValueError(f"aggregation must be 'mean', 'discounted' or 'decayed', got {aggregation!r}")
 
 
 def _power_matrix(steps: int, gamma: float, like: Tensor) -> Tensor:
@@ -55,7 +64,12 @@ def _power_matrix(steps: int, gamma: float, like: Tensor) -> Tensor:
 
 
 def alignment_term(
-    own: Tensor, opponents: Tensor, *, aggregation: str = "mean", gamma: float = 0.96
+    own: Tensor,
+    opponents: Tensor,
+    *,
+    aggregation: str = "mean",
+    gamma: float = 0.96,
+    decay: float = 0.864,
 ) -> Tensor:
     """agg_{k<t} A1_k * sum_j A^j_t: own [B, T], opponents [B, T] or [B, T, J] -> [B, T] (Eq. 8, A.9)."""
     if opponents.dim() == own.dim() + 1:
@@ -64,7 +78,8 @@ def alignment_term(
         raise ValueError(
             f"opponent advantages {tuple(opponents.shape)} do not match own {tuple(own.shape)}"
         )
-    return past_own_advantage(own, aggregation=aggregation, gamma=gamma) * opponents
+    past = past_own_advantage(own, aggregation=aggregation, gamma=gamma, decay=decay)
+    return past * opponents
 
 
 def aligned_advantage(
@@ -74,6 +89,7 @@ def aligned_advantage(
     *,
     aggregation: str = "mean",
     gamma: float = 0.96,
+    decay: float = 0.864,
     normalize: bool = True,
 ) -> Tensor:
     """A*_t = A1_t + beta * agg_{k<t}(A1_k) * A2_t, a new tensor (the inputs are left untouched).
@@ -87,7 +103,9 @@ def aligned_advantage(
         opponents = standardize(opponents)
     if beta == 0:
         return own.clone()
-    return own + beta * alignment_term(own, opponents, aggregation=aggregation, gamma=gamma)
+    return own + beta * alignment_term(
+        own, opponents, aggregation=aggregation, gamma=gamma, decay=decay
+    )
 
 
 def standardize(x: Tensor, eps: float = 1e-8) -> Tensor:

@@ -131,6 +131,7 @@ def setting_configs(
         seed_cfg = setting_cfg.copy()
         seed_cfg.seed = cfg.seed + offset
         seed_cfg.name = f"{scale}/{setting}_seed{seed_cfg.seed}"
+        seed_cfg.overwrite = not seed_cfg.resume  # a reproduction replaces the previous one
         out.append(seed_cfg)
     return out
 

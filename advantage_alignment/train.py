@@ -123,6 +123,7 @@ def train_ipd(cfg: DictConfig, run: Run) -> None:
                 adv[1 - seat],
                 loss_cfg.beta,
                 aggregation=loss_cfg.aggregation,
+                decay=loss_cfg.memory_decay,
                 gamma=loss_cfg.gamma,
                 normalize=loss_cfg.normalize_advantages,
             )
@@ -239,6 +240,7 @@ def train_recurrent(cfg: DictConfig, run: Run) -> None:
             op_adv,
             loss_cfg.beta,
             aggregation=loss_cfg.aggregation,
+            decay=loss_cfg.memory_decay,
             gamma=loss_cfg.gamma,
             normalize=loss_cfg.normalize_advantages,
         )

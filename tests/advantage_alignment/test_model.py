@@ -43,6 +43,22 @@ def test_alignment_term_matches_a_double_loop_for_both_aggregations():
         )
 
 
+def test_decayed_aggregation_is_a_short_memory_that_includes_the_current_step():
+    """The authors' Coin Game form: sum_{k<=t} d^(t-k) A1_k, written out as a double loop."""
+    gen = torch.Generator().manual_seed(3)
+    own, opp = torch.randn(3, 7, generator=gen), torch.randn(3, 7, generator=gen)
+    decay = 0.864
+    expected = torch.zeros_like(own)
+    for b in range(3):
+        for t in range(7):
+            past = sum(decay ** (t - k) * own[b, k] for k in range(t + 1))
+            expected[b, t] = past * opp[b, t]
+    got = alignment_term(own, opp, aggregation="decayed", decay=decay)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got[:, 0], own[:, 0] * opp[:, 0])  # the step itself, weight 1
+    assert not torch.allclose(got, alignment_term(own, opp, aggregation="decayed", decay=0.5))
+
+
 def test_alignment_uses_only_strictly_past_own_advantages_and_starts_at_zero():
     gen = torch.Generator().manual_seed(1)
     own, opp = torch.randn(2, 6, generator=gen), torch.randn(2, 6, generator=gen)

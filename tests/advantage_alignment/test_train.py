@@ -60,6 +60,7 @@ def test_every_preset_loads_and_validates(preset):
         ("env.game=chess", "env.game"),
         ("loss.beta=-1", "loss.beta"),
         ("loss.aggregation=max", "loss.aggregation"),
+        ("loss.memory_decay=1.5", "loss.memory_decay"),
         ("loss.clip=0", "loss.clip"),
         ("train.opponents_per_batch=7", "train.opponents_per_batch"),
         ("reproduce.only=mp", "reproduce.only"),
@@ -87,6 +88,16 @@ def test_train_and_evaluate_every_game(preset, tmp_path):
         assert "always_defect_vs_agent_reward" in results
     if preset == "coin_quick":
         assert 0.0 <= results["self_play_own_coin_fraction"] <= 1.0
+
+
+def test_coin_full_runs_two_iterations_at_its_own_sizes_on_cpu(tmp_path):
+    """The paper-scale Coin Game preset (batch 512, one past self per episode) trains on a CPU as is."""
+    overrides = ["train.iterations=2", "train.eval_episodes=8", "device=cpu", f"out_dir={tmp_path}"]
+    cfg = load_config(AAConfig, "coin_full", overrides, CONFIG_DIR)
+    validate(cfg)
+    assert cfg.train.batch_size == 512 and cfg.train.opponents_per_batch == 512
+    run_dir = train(cfg)
+    assert load_checkpoint(run_dir)["step"] == 2
 
 
 def test_paa_trains(tmp_path):
@@ -126,6 +137,16 @@ def test_reproduce_main_writes_every_issue_key(tmp_path):
         "negotiation_learning_curves",
     ):
         assert (out / f"{plot}.png").is_file(), plot
+
+
+def test_a_second_reproduction_replaces_the_first(tmp_path):
+    """`make advantage_alignment` twice: the second run starts over instead of refusing the old runs."""
+    overrides = [*TINY, "reproduce.n_seeds=1", "reproduce.only=ipd", f"out_dir={tmp_path}"]
+    first = reproduce.main("quick", overrides)
+    second = reproduce.main("quick", overrides)
+    assert {k: v for k, v in first.items() if "wall_clock" not in k} == {
+        k: v for k, v in second.items() if "wall_clock" not in k
+    }
 
 
 def test_same_runs_spots_a_setting_that_repeats_an_earlier_one():
