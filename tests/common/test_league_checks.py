@@ -29,16 +29,7 @@ def test_shaping_self_play_welfare_is_above_the_naive_control(results, method):
     assert results[f"coin/{method}_self_reward"] > results["coin/naive_self_reward"]
 
 
-AA_EXPLOITED = pytest.mark.xfail(
-    strict=True,
-    reason="not met: always-defect earns 0.540 against the quick AA agent vs 0.635 against "
-    "always-cooperate (the AA quick agent cooperates but does not retaliate; README)",
-)
-
-
-@pytest.mark.parametrize(
-    "method", [m if m != "aa" else pytest.param(m, marks=AA_EXPLOITED) for m in SHAPING]
-)
+@pytest.mark.parametrize("method", SHAPING)
 def test_always_defect_earns_clearly_less_against_shaping_than_against_always_cooperate(
     results, method
 ):
